@@ -1,0 +1,1 @@
+"""loretta: LoRETTA tensor-train adapters for Hugging Face transformers."""

@@ -1,0 +1,1 @@
+"""ttnet_nn: tensor-train layers for PyTorch."""
