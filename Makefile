@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 demo: setup
-	$(PY) -m ttnet
+	$(VENV)/bin/loretta-train --threads $(THREADS)
 
 test: setup
 	$(PY) -m pytest -q -m "not slow"

@@ -10,7 +10,52 @@ Example:
 """
 
 # --- values, decomposition, rounding, ranks, interop (core-A) ---
+from ttnet import ranks
+from ttnet.decomposition import tt_matrix_svd, tt_svd
+from ttnet.interop import from_tensorly, to_tensorly
+from ttnet.rounding import round_cores
+from ttnet.tensor_train import TensorTrain
+from ttnet.tt_matrix import TTMatrix
 
 # --- reshaping plans and contraction paths (core-B) ---
+from ttnet.contraction import (
+    ContractionInfo,
+    contraction_info,
+    tt_full,
+    ttm_dense,
+    ttm_matvec,
+    ttm_rmatvec,
+)
+from ttnet.plans import (
+    LORETTA_PRESETS,
+    MatrixPlan,
+    factorize,
+    loretta_tensor_shape,
+    padded_size,
+    plan_matrix,
+)
 
-__all__: list[str] = []
+__all__: list[str] = [
+    # core-A
+    "TTMatrix",
+    "TensorTrain",
+    "from_tensorly",
+    "ranks",
+    "round_cores",
+    "to_tensorly",
+    "tt_matrix_svd",
+    "tt_svd",
+    # core-B
+    "LORETTA_PRESETS",
+    "ContractionInfo",
+    "MatrixPlan",
+    "contraction_info",
+    "factorize",
+    "loretta_tensor_shape",
+    "padded_size",
+    "plan_matrix",
+    "tt_full",
+    "ttm_dense",
+    "ttm_matvec",
+    "ttm_rmatvec",
+]

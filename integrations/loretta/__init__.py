@@ -1,1 +1,43 @@
-"""loretta: LoRETTA tensor-train adapters for Hugging Face transformers."""
+"""loretta: LoRETTA tensor-train adapters for Hugging Face transformers, in PEFT's shape.
+
+The LoRETTA quick start runs as written (here on a small model built from a config):
+
+Example:
+    >>> import torch
+    >>> from transformers import LlamaConfig, LlamaForCausalLM
+    >>> from loretta import LorettaAdpConfig, LorettaRepConfig, get_peft_model, TaskType
+    >>> _ = torch.manual_seed(0)
+    >>> model = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128,
+    ...     num_hidden_layers=2, num_attention_heads=4, vocab_size=100))
+    >>> peft_config = LorettaAdpConfig(
+    ...     bottleneck_size=64,
+    ...     non_linearity="relu",
+    ...     adapter_dropout=0.0,
+    ...     target_modules=None,
+    ...     scaling=1.0,
+    ...     bias="none",
+    ...     task_type="CAUSAL_LM",
+    ...     tensor_rank=5,
+    ... )
+    >>> model = get_peft_model(model, peft_config)
+    >>> model.print_trainable_parameters()
+    trainable params: 5,632 || all params: 100,672 || trainable%: 5.5944
+"""
+
+from .config import LorettaAdpConfig, LorettaConfig, LorettaRepConfig, TaskType
+from .model import LorettaModel, get_peft_model
+from .ranks import RankReport
+
+PeftModel = LorettaModel
+"""PEFT's name for the wrapper class, for code written against PEFT."""
+
+__all__ = [
+    "LorettaAdpConfig",
+    "LorettaConfig",
+    "LorettaModel",
+    "LorettaRepConfig",
+    "PeftModel",
+    "RankReport",
+    "TaskType",
+    "get_peft_model",
+]

@@ -1,0 +1,175 @@
+"""Benchmark the ttnet_nn layers against dense layers and TT peers; prints markdown tables.
+
+Part 1: TTLinear 4096x4096, TT rank 8, batch 64, float32, forward + backward (input and weights
+require grad), against ``nn.Linear`` of the same size and, where they import, torchtt's
+``LinearLayerTT`` and tensorly-torch's ``FactorizedLinear`` (``blocktt``: a TT matrix, the same
+format; ``implementation="factorized"``: contracted without building the weight).
+
+Part 2: overhead of TTAdapter and TTLoRA over their frozen base layer (``nn.Linear(H, H)``) at
+hidden size 768 and 4096 with 8 and 4096 rows (batch x sequence). ``base`` is the frozen layer's
+forward + backward to its input (what it costs inside a network being fine-tuned); ``branch`` is
+the extra work of the module, timed alone, forward + backward (the adapter on the base's output,
+``TTLoRAUpdate`` on the input; both with an input that requires grad). The table shows the
+strategy :func:`ttnet.contraction.ttm_matvec` picks for each TT factor at that row count.
+
+Usage: ``python benchmarks/bench_layers.py [--threads 1] [--repeats 15]``. torchtt is best run
+from a separate venv that sees this one (see benchmarks/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ttnet_nn import TTAdapter, TTLinear, TTLoRAUpdate
+
+
+def _median_time(fn: Callable[[], None], repeats: int, budget_s: float, device: str) -> float:
+    """Median wall time of ``fn`` after one warm-up call; stops early once ``budget_s`` is spent."""
+    fn()
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < repeats and (len(times) < 3 or spent < budget_s):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        spent += times[-1]
+    return statistics.median(times)
+
+
+def _train_step(module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        module(x).sum().backward()
+
+    return step
+
+
+def _peers(modes: tuple[int, ...], rank: int, device: str) -> dict[str, nn.Module]:
+    """Peer TT linear layers that import here (each adapted to take a flat ``(B, 4096)`` input)."""
+    peers: dict[str, nn.Module] = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from torchtt.nn import LinearLayerTT
+
+        class TorchTT(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                ranks = [1, *[rank] * (len(modes) - 1), 1]
+                self.layer = LinearLayerTT(list(modes), list(modes), ranks)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.layer(x.reshape(x.shape[0], *modes)).reshape(x.shape[0], -1)
+
+        peers["torchtt LinearLayerTT"] = TorchTT().to(device)
+    except ImportError as exc:
+        print(f"(torchtt not available: {exc})")
+    try:
+        from tltorch import FactorizedLinear
+
+        peers["tensorly-torch FactorizedLinear (blocktt)"] = FactorizedLinear(
+            modes, modes, factorization="blocktt", rank=rank, implementation="factorized",
+            device=device,
+        )
+    except ImportError as exc:
+        print(f"(tensorly-torch not available: {exc})")
+    return peers
+
+
+def bench_linear(args: argparse.Namespace) -> None:
+    """Part 1: TTLinear vs nn.Linear and the peers."""
+    size, rank, batch, modes = 4096, 8, 64, (8, 8, 8, 8)
+    torch.manual_seed(0)
+    layers: dict[str, nn.Module] = {
+        "nn.Linear (dense)": nn.Linear(size, size, device=args.device),
+        "ttnet_nn TTLinear": TTLinear(size, size, tt_rank=rank, device=args.device),
+        **_peers(modes, rank, args.device),
+    }
+    x = torch.randn(batch, size, device=args.device, requires_grad=True)
+    times = {
+        name: _median_time(_train_step(layer, x), args.repeats, args.budget, args.device)
+        for name, layer in layers.items()
+    }
+    ours = times["ttnet_nn TTLinear"]
+    dense = times["nn.Linear (dense)"]
+    info = layers["ttnet_nn TTLinear"].contraction_info(batch)
+    print(f"\n### TTLinear {size}x{size}, TT rank {rank}, batch {batch}, float32, forward+backward")
+    print(f"TTLinear path: {info.strategy}, {info.tt_flops:,} FLOPs (dense would be "
+          f"{info.dense_flops:,})\n")
+    print("| layer | params | median ms | vs nn.Linear | vs TTLinear |")
+    print("|---|---:|---:|---:|---:|")
+    for name, layer in layers.items():
+        params = sum(p.numel() for p in layer.parameters())
+        t = times[name]
+        print(f"| {name} | {params:,} | {t * 1e3:.3f} | {t / dense:.4f}x | {t / ours:.2f}x |")
+
+
+def bench_overhead(args: argparse.Namespace) -> None:
+    """Part 2: adapter / LoRA branch cost relative to the frozen base layer."""
+    print("\n### Overhead over the frozen base nn.Linear(H, H), float32, forward+backward")
+    print("(branch alone vs base; adapter: bottleneck 64, LoRA: r 8, TT rank 5; path per TT "
+          "factor = strategy of ttm_matvec at that row count)\n")
+    print("| H | rows | module | shapes | base ms | branch ms | overhead | paths |")
+    print("|---:|---:|---|---|---:|---:|---:|---|")
+    for hidden in (768, 4096):
+        for rows in (8, 4096):
+            torch.manual_seed(0)
+            base = nn.Linear(hidden, hidden, device=args.device).requires_grad_(False)
+            x = torch.randn(rows, hidden, device=args.device, requires_grad=True)
+            t_base = _median_time(_train_step(base, x), args.repeats, args.budget, args.device)
+            for shapes in ("paper", None):
+                branches = {
+                    "TTAdapter": TTAdapter(hidden, 64, tt_rank=5, shapes=shapes),
+                    "TTLoRA": TTLoRAUpdate(hidden, hidden, r=8, lora_alpha=16, tt_rank=5,
+                                           shapes=shapes),
+                }
+                for name, branch in branches.items():
+                    branch.to(args.device)
+                    with torch.no_grad():  # a trained state: no zero core
+                        for p in branch.parameters():
+                            p.normal_(0.0, 0.1)
+                    t = _median_time(_train_step(branch, x), args.repeats, args.budget,
+                                     args.device)
+                    factors = (branch.down, branch.up) if name == "TTAdapter" else (
+                        branch.lora_A, branch.lora_B)
+                    paths = " / ".join(_strategy(f, rows) for f in factors)
+                    print(f"| {hidden} | {rows} | {name} | {shapes or 'planned'} | "
+                          f"{t_base * 1e3:.3f} | {t * 1e3:.3f} | {t / t_base:.1%} | {paths} |")
+
+
+def _strategy(layer: TTLinear, rows: int) -> str:
+    info = layer.contraction_info(rows)
+    return "dense (layout)" if info is None else info.strategy
+
+
+def main() -> None:
+    """Parse arguments, set the thread count, run both parts."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed calls per case (15)")
+    parser.add_argument("--budget", type=float, default=3.0,
+                        help="stop a case after this many seconds once 3 calls are timed (3.0)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device_name}, "
+          f"median of up to {args.repeats} calls after one warm-up")
+    bench_linear(args)
+    bench_overhead(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Where LoRETTA goes in each model family, and how module names are matched.
+
+Default placement (``preset=None``):
+
+* LoRETTA_adp, every family: one adapter on the output of the attention output projection and
+  one on the output of the feed-forward output projection of each layer (Houlsby's
+  placement; for the BERT family this is exactly the paper's placement).
+* LoRETTA_rep: PEFT's LoRA defaults (attention query and value projections, or the fused
+  QKV projection where the family has one).
+
+``preset="paper"`` reproduces the official code's adapter placement: the BERT family as above;
+decoders get three adapters per layer, all in the MLP (on the inputs of the gate and up
+projections, on the output of the down projection; families with fused or two-matrix MLPs get
+one on the input of the first and one on the output of the last).
+
+Any other model works with explicit ``target_modules``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+_LLAMA_LIKE = ("llama", "mistral", "qwen2", "gemma", "gemma2")
+_BERT_LIKE = ("bert", "roberta", "deberta", "deberta-v2")
+
+
+@dataclass(frozen=True)
+class FamilyDefaults:
+    """Default LoRETTA placement of one ``model_type``.
+
+    Attributes:
+        adapter_targets: LoRETTA_adp targets (adapter on their output) without a preset.
+        paper_adapter_targets: ``{target: "input" | "output"}`` of the official placement.
+        lora_targets: LoRETTA_rep targets.
+        pooler: Path of the SEQ_CLS pooler dense layer that ``tt_pooler`` replaces, or None.
+    """
+
+    adapter_targets: tuple[str, ...]
+    paper_adapter_targets: Mapping[str, str]
+    lora_targets: tuple[str, ...]
+    pooler: str | None = None
+
+
+def _llama_like() -> FamilyDefaults:
+    return FamilyDefaults(
+        adapter_targets=("self_attn.o_proj", "mlp.down_proj"),
+        paper_adapter_targets={"gate_proj": "input", "up_proj": "input", "down_proj": "output"},
+        lora_targets=("q_proj", "v_proj"),
+    )
+
+
+def _bert_like(lora_targets: tuple[str, ...], pooler: str) -> FamilyDefaults:
+    return FamilyDefaults(
+        adapter_targets=("attention.output.dense", "output.dense"),
+        paper_adapter_targets={"attention.output.dense": "output", "output.dense": "output"},
+        lora_targets=lora_targets,
+        pooler=pooler,
+    )
+
+
+DEFAULTS: dict[str, FamilyDefaults] = {
+    **{name: _llama_like() for name in _LLAMA_LIKE},
+    "phi3": FamilyDefaults(
+        adapter_targets=("self_attn.o_proj", "mlp.down_proj"),
+        paper_adapter_targets={"gate_up_proj": "input", "down_proj": "output"},
+        lora_targets=("qkv_proj",),
+    ),
+    "gpt2": FamilyDefaults(
+        adapter_targets=("attn.c_proj", "mlp.c_proj"),
+        paper_adapter_targets={"mlp.c_fc": "input", "mlp.c_proj": "output"},
+        lora_targets=("c_attn",),
+    ),
+    "gpt_neox": FamilyDefaults(
+        adapter_targets=("attention.dense", "mlp.dense_4h_to_h"),
+        paper_adapter_targets={"dense_h_to_4h": "input", "dense_4h_to_h": "output"},
+        lora_targets=("query_key_value",),
+    ),
+    "opt": FamilyDefaults(
+        adapter_targets=("self_attn.out_proj", "fc2"),
+        paper_adapter_targets={"fc1": "input", "fc2": "output"},
+        lora_targets=("q_proj", "v_proj"),
+    ),
+    "bert": _bert_like(("query", "value"), "bert.pooler.dense"),
+    "roberta": _bert_like(("query", "value"), "classifier.dense"),
+    "deberta": _bert_like(("in_proj",), "pooler.dense"),
+    "deberta-v2": _bert_like(("query_proj", "value_proj"), "pooler.dense"),
+    "distilbert": FamilyDefaults(
+        adapter_targets=("attention.out_lin", "ffn.lin2"),
+        paper_adapter_targets={"attention.out_lin": "output", "ffn.lin2": "output"},
+        lora_targets=("q_lin", "v_lin"),
+        pooler="pre_classifier",
+    ),
+}
+
+#: Task heads made trainable (and saved) per task type, matched like ``modules_to_save``.
+TASK_HEADS: dict[str, tuple[str, ...]] = {
+    "SEQ_CLS": ("classifier", "score"),
+    "TOKEN_CLS": ("classifier", "score"),
+    "QUESTION_ANS": ("qa_outputs",),
+}
+
+#: The official code's TT shape of the SEQ_CLS pooler (H x H) per hidden size H.
+PAPER_POOLER_SHAPES: dict[int, tuple[int, ...]] = {
+    768: (8, 8, 12, 12, 8, 8),
+    1024: (4, 8, 8, 16, 8, 8, 4),
+    1280: (4, 4, 8, 8, 8, 8, 5, 5),
+    1536: (4, 4, 8, 8, 8, 8, 6, 6),
+    1600: (5, 5, 8, 8, 8, 8, 5, 5),
+    2304: (4, 4, 8, 8, 8, 8, 9, 9),
+    4096: (4, 4, 16, 16, 16, 16, 4, 4),
+    5120: (8, 8, 8, 10, 10, 8, 8),
+    8192: (4, 4, 16, 16, 16, 16, 8, 8),
+}
+
+
+def family_defaults(model_type: str | None, what: str) -> FamilyDefaults:
+    """Return the defaults of ``model_type``, or raise a ``ValueError`` that says how to fix it.
+
+    Args:
+        model_type: ``model.config.model_type``.
+        what: What needed the default (used in the message), e.g. ``"target_modules"``.
+
+    Example:
+        >>> from loretta.mapping import family_defaults
+        >>> family_defaults("llama", "target_modules").lora_targets
+        ('q_proj', 'v_proj')
+    """
+    if model_type in DEFAULTS:
+        return DEFAULTS[model_type]
+    raise ValueError(
+        f"{what}: model_type {model_type!r} has no LoRETTA default (known: {sorted(DEFAULTS)}). "
+        "Pass target_modules explicitly: a list of module names or dotted suffixes "
+        "(e.g. ['q_proj', 'v_proj']) or a regex string matched against full names "
+        "(e.g. r'.*\\.mlp\\.down_proj')."
+    )
+
+
+def matches(name: str, targets: Sequence[str] | str) -> bool:
+    """PEFT's rule: a regex string must match the whole name; list entries match the name
+    exactly or as a dotted suffix.
+
+    Example:
+        >>> from loretta.mapping import matches
+        >>> matches("model.layers.0.self_attn.q_proj", ["q_proj"])
+        True
+        >>> matches("model.layers.0.self_attn.q_proj", ["proj"])
+        False
+        >>> matches("encoder.layer.3.output.dense", r".*\\.output\\.dense")
+        True
+    """
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def position_of(name: str, positions: Mapping[str, str] | None) -> str:
+    """Return where the adapter of module ``name`` goes: ``"input"`` or ``"output"`` (default).
+
+    The longest matching key of ``positions`` decides (``"attention.output.dense"`` beats
+    ``"output.dense"``).
+
+    Example:
+        >>> from loretta.mapping import position_of
+        >>> position_of("model.layers.0.mlp.gate_proj", {"gate_proj": "input"})
+        'input'
+        >>> position_of("model.layers.0.mlp.down_proj", {"gate_proj": "input"})
+        'output'
+    """
+    found = [k for k in (positions or {}) if matches(name, [k])]
+    return positions[max(found, key=len)] if found else "output"
+
+
+def is_norm(module: object) -> bool:
+    """Whether ``module`` is a LayerNorm / RMSNorm (by class name, so any family's own norm).
+
+    Example:
+        >>> import torch
+        >>> from loretta.mapping import is_norm
+        >>> is_norm(torch.nn.LayerNorm(4)), is_norm(torch.nn.Linear(4, 4))
+        (True, False)
+    """
+    return type(module).__name__.endswith("Norm")

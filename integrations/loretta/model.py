@@ -1,0 +1,312 @@
+"""LorettaModel: a transformers model with named LoRETTA adapters, in PEFT's shape.
+
+``get_peft_model(model, config)`` wraps a model; the wrapper forwards calls (``forward``,
+``generate``, ``config``, ...) to it and adds PEFT's verbs: ``print_trainable_parameters``,
+``save_pretrained`` / ``from_pretrained``, ``merge_and_unload`` / ``unload``,
+``disable_adapter()``, ``add_adapter`` / ``set_adapter`` / ``delete_adapter`` and
+``round_ranks`` (rank adaptation after training).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from ttnet_nn import TTLinear
+
+from .config import LorettaConfig, LorettaRepConfig
+from .injection import inject, mark_trainable, wrappers
+from .layer import AdapterWrapper, LoraWrapper
+from .ranks import RankReport, round_ranks
+from .saving import load_adapter_file, save_adapter_file
+
+
+class LorettaModel(nn.Module):
+    """A transformers model carrying LoRETTA adapters (see :func:`get_peft_model`).
+
+    Attributes:
+        base_model: The wrapped transformers model (adapted in place).
+        peft_config: ``{adapter name: config}``.
+        active_adapter: Name of the adapter in use.
+
+    Example:
+        >>> import torch
+        >>> from transformers import LlamaConfig, LlamaForCausalLM
+        >>> from loretta import LorettaRepConfig, get_peft_model
+        >>> _ = torch.manual_seed(0)
+        >>> base = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64,
+        ...     num_hidden_layers=2, num_attention_heads=4, vocab_size=64))
+        >>> model = get_peft_model(base, LorettaRepConfig(r=4, tensor_rank=2))
+        >>> model.print_trainable_parameters()
+        trainable params: 384 || all params: 25,120 || trainable%: 1.5287
+        >>> ids = torch.tensor([[1, 2, 3]])
+        >>> model(input_ids=ids).logits.shape
+        torch.Size([1, 3, 64])
+    """
+
+    def __init__(self, model: nn.Module, config: LorettaConfig, adapter_name: str = "default"):
+        super().__init__()
+        self.base_model = model
+        self.peft_config: dict[str, LorettaConfig] = {}
+        self.active_adapter = adapter_name
+        self.add_adapter(adapter_name, config)
+        self.train(model.training)
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the wrapped model."""
+        return self.base_model(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        """Forward unknown attributes (``config``, ``generate``, ...) to the wrapped model."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "base_model":
+                raise
+            return getattr(self.base_model, name)
+
+    def get_base_model(self) -> nn.Module:
+        """The wrapped transformers model (with the adapters in it)."""
+        return self.base_model
+
+    # --- adapters -------------------------------------------------------------------------
+
+    def add_adapter(self, adapter_name: str, config: LorettaConfig) -> None:
+        """Add a new adapter; the active adapter stays as it is (the first one becomes active).
+
+        Example:
+            >>> import torch
+            >>> from transformers import BertConfig, BertModel
+            >>> from loretta import LorettaAdpConfig, get_peft_model
+            >>> bert = BertModel(BertConfig(hidden_size=32, num_hidden_layers=1,
+            ...     num_attention_heads=4, intermediate_size=64, vocab_size=50))
+            >>> model = get_peft_model(bert, LorettaAdpConfig(bottleneck_size=4))
+            >>> model.add_adapter("task_b", LorettaAdpConfig(bottleneck_size=8))
+            >>> model.set_adapter("task_b"); model.active_adapter
+            'task_b'
+        """
+        if not isinstance(config, LorettaConfig):
+            raise TypeError(
+                f"config: expected a LorettaAdpConfig or LorettaRepConfig, "
+                f"received {type(config).__name__}"
+            )
+        if not isinstance(adapter_name, str) or not adapter_name or "." in adapter_name:
+            raise ValueError(
+                f"adapter_name: expected a non-empty name without dots, received {adapter_name!r}"
+            )
+        if adapter_name in self.peft_config:
+            raise ValueError(f"adapter_name: {adapter_name!r} exists already")
+        if self.peft_config and type(config) is not type(self._config):
+            raise ValueError(
+                f"config: this model holds {self._config.peft_type} adapters, "
+                f"received a {config.peft_type} config; one model uses one method"
+            )
+        config.base_model_name_or_path = getattr(self.base_model, "name_or_path", None) or None
+        inject(self.base_model, config, adapter_name)
+        self.peft_config[adapter_name] = config
+        self.set_adapter(self.active_adapter if self.active_adapter in self.peft_config
+                         else adapter_name)
+
+    @property
+    def _config(self) -> LorettaConfig:
+        return self.peft_config[self.active_adapter]
+
+    def set_adapter(self, adapter_name: str) -> None:
+        """Use adapter ``adapter_name`` (and make only its parameters trainable)."""
+        self._check_name(adapter_name)
+        self.active_adapter = adapter_name
+        for _, module in wrappers(self.base_model):
+            module.active_adapter = adapter_name
+        mark_trainable(self.base_model, self.peft_config[adapter_name], adapter_name)
+
+    def delete_adapter(self, adapter_name: str) -> None:
+        """Remove adapter ``adapter_name``; another one becomes active if it was."""
+        self._check_name(adapter_name)
+        if len(self.peft_config) == 1:
+            raise ValueError(f"adapter_name: {adapter_name!r} is the only adapter; use unload()")
+        for _, module in wrappers(self.base_model):
+            if adapter_name in module.adapter_names():
+                module.delete(adapter_name)
+        del self.peft_config[adapter_name]
+        if self.active_adapter == adapter_name:
+            self.active_adapter = next(iter(self.peft_config))
+        self.set_adapter(self.active_adapter)
+
+    def _check_name(self, adapter_name: str) -> None:
+        if adapter_name not in self.peft_config:
+            raise ValueError(
+                f"adapter_name: expected one of {sorted(self.peft_config)}, "
+                f"received {adapter_name!r}"
+            )
+
+    @contextlib.contextmanager
+    def disable_adapter(self) -> Iterator[None]:
+        """Context manager in which the model computes exactly what the base model computes.
+
+        Adapters are skipped and the original norms, heads and pooler are used. (Base biases
+        trained with ``bias="all"`` / ``"loretta_only"`` are trained in place and stay.)
+        """
+        modules = [m for _, m in wrappers(self.base_model)]
+        before = [m.disabled for m in modules]
+        for m in modules:
+            m.disabled = True
+        try:
+            yield
+        finally:
+            for m, state in zip(modules, before):
+                m.disabled = state
+
+    # --- counting -------------------------------------------------------------------------
+
+    def get_nb_trainable_parameters(self) -> tuple[int, int]:
+        """Return ``(trainable parameters, all parameters)`` as PEFT counts them."""
+        trainable = total = 0
+        for _, param in self.named_parameters():
+            total += param.numel()
+            if param.requires_grad:
+                trainable += param.numel()
+        return trainable, total
+
+    def print_trainable_parameters(self) -> None:
+        """Print ``trainable params: N || all params: M || trainable%: P`` (PEFT's format)."""
+        trainable, total = self.get_nb_trainable_parameters()
+        print(
+            f"trainable params: {trainable:,d} || all params: {total:,d} || "
+            f"trainable%: {100 * trainable / total:.4f}"
+        )
+
+    # --- saving ---------------------------------------------------------------------------
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, adapter_name: str | None = None
+    ) -> None:
+        """Write ``adapter_config.json`` and ``adapter_model.safetensors`` (atomically).
+
+        The file holds every trainable tensor of the adapter: TT factors, norms, heads, the
+        TT pooler, ``modules_to_save`` and trained biases.
+        """
+        name = self.active_adapter if adapter_name is None else adapter_name
+        self._check_name(name)
+        config = self.peft_config[name]
+        os.makedirs(save_directory, exist_ok=True)
+        save_adapter_file(self.base_model, config, name, save_directory)
+        config.save_pretrained(save_directory)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: nn.Module,
+        model_id: str | os.PathLike,
+        adapter_name: str = "default",
+        is_trainable: bool = False,
+    ) -> LorettaModel:
+        """Rebuild a saved adapter on ``model`` (a fresh base model of the same architecture).
+
+        Args:
+            model: The base transformers model.
+            model_id: Directory written by :meth:`save_pretrained`.
+            adapter_name: Name for the loaded adapter.
+            is_trainable: Keep it trainable (else ``inference_mode``: nothing trains).
+
+        Raises:
+            ValueError: naming the tensor when the saved adapter does not fit ``model``.
+        """
+        config = LorettaConfig.from_pretrained(model_id)
+        config.inference_mode = not is_trainable
+        peft = cls(model, config, adapter_name)
+        load_adapter_file(peft.base_model, config, adapter_name, model_id)
+        if not is_trainable:
+            peft.eval()
+        return peft
+
+    def load_adapter(
+        self, model_id: str | os.PathLike, adapter_name: str, is_trainable: bool = False
+    ) -> None:
+        """Load a saved adapter into this model as a new adapter ``adapter_name``."""
+        config = LorettaConfig.from_pretrained(model_id)
+        config.inference_mode = not is_trainable
+        self.add_adapter(adapter_name, config)
+        load_adapter_file(self.base_model, config, adapter_name, model_id)
+
+    # --- unwrapping -----------------------------------------------------------------------
+
+    def _unwrap(self, merge: bool) -> nn.Module:
+        name = self.active_adapter
+        if merge and not isinstance(self._config, LorettaRepConfig):
+            raise ValueError(
+                "merge_and_unload: LoRETTA_adp adapters contain a non-linearity and cannot be "
+                "merged into the base weights; use LoRETTA_rep, or unload() to drop them"
+            )
+        for path, module in list(wrappers(self.base_model)):
+            if isinstance(module, (AdapterWrapper, LoraWrapper)):
+                if merge and name in module.adapter_names():
+                    module.merge(name)
+                new = module.base_layer
+            else:
+                new = module.loretta_copies[name] if merge and name in module.adapter_names() \
+                    else module.original_module
+                if isinstance(new, TTLinear):
+                    new = new.to_linear()
+            parent, _, child = path.rpartition(".")
+            setattr(self.base_model.get_submodule(parent) if parent else self.base_model,
+                    child, new)
+        for param in self.base_model.parameters():
+            param.requires_grad_(False)
+        return self.base_model
+
+    def merge_and_unload(self) -> nn.Module:
+        """Fold the active LoRETTA_rep adapter into the weights; return the plain model.
+
+        The TT LoRA updates are added to the base weights, trained norms and heads replace
+        the originals, and a TT pooler becomes a dense ``nn.Linear``: the result holds only
+        transformers' own modules. Outputs match the adapted model within float tolerance.
+        """
+        return self._unwrap(merge=True)
+
+    def unload(self) -> nn.Module:
+        """Remove every adapter and return the base model as it was (nothing merged)."""
+        return self._unwrap(merge=False)
+
+    # --- rank adaptation ------------------------------------------------------------------
+
+    def round_ranks(
+        self,
+        eps: float | None = None,
+        max_rank: int | None = None,
+        inputs: dict[str, torch.Tensor] | None = None,
+    ) -> RankReport:
+        """Re-round every TT factor of the active adapter (:func:`loretta.ranks.round_ranks`)."""
+        return round_ranks(self, eps=eps, max_rank=max_rank, inputs=inputs)
+
+
+def get_peft_model(
+    model: nn.Module, peft_config: LorettaConfig, adapter_name: str = "default"
+) -> LorettaModel:
+    """Wrap ``model`` with a LoRETTA adapter (the model is adapted in place).
+
+    Args:
+        model: A transformers model (built from a config or loaded with ``from_pretrained``).
+        peft_config: A :class:`~loretta.LorettaAdpConfig` or :class:`~loretta.LorettaRepConfig`.
+        adapter_name: Name of the first adapter.
+
+    Example:
+        >>> import torch
+        >>> from transformers import DebertaConfig, DebertaForSequenceClassification
+        >>> from loretta import LorettaAdpConfig, get_peft_model
+        >>> _ = torch.manual_seed(0)
+        >>> base = DebertaForSequenceClassification(DebertaConfig(hidden_size=768,
+        ...     num_hidden_layers=1, num_attention_heads=12, intermediate_size=64,
+        ...     vocab_size=32, num_labels=2))
+        >>> ids = torch.tensor([[1, 2, 3, 4]])
+        >>> model = get_peft_model(base, LorettaAdpConfig(task_type="SEQ_CLS", preset="paper"))
+        >>> model.get_nb_trainable_parameters()[0]  # 2 adapters, 3 LayerNorms, pooler, head
+        12778
+    """
+    return LorettaModel(model, peft_config, adapter_name)

@@ -1,0 +1,100 @@
+"""save_pretrained / from_pretrained: every trained tensor, bit-identical reload, clear errors."""
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from loretta import LorettaAdpConfig, LorettaModel, LorettaRepConfig, get_peft_model
+from loretta.config import CONFIG_NAME, atomic_write
+from loretta.saving import WEIGHTS_NAME
+
+
+def _logits(model, batch):
+    with torch.no_grad():
+        return model(**batch).logits
+
+
+CASES = [
+    ("deberta", LorettaAdpConfig(preset="paper", task_type="SEQ_CLS", bottleneck_size=8)),
+    ("deberta", LorettaRepConfig(preset="paper", task_type="SEQ_CLS", r=4)),
+    ("roberta", LorettaAdpConfig(preset="paper", task_type="SEQ_CLS", bottleneck_size=8)),
+    ("llama", LorettaAdpConfig(preset="paper", bottleneck_size=8)),
+    ("gpt2", LorettaRepConfig(r=4, bias="all", modules_to_save=["ln_f"])),
+]
+
+
+@pytest.mark.parametrize("model_type, config", CASES)
+def test_reload_is_bit_identical(make_model, batch, train, tmp_path, model_type, config):
+    model = get_peft_model(make_model(model_type), config)
+    train(model, batch)
+    expected = _logits(model, batch)
+    model.save_pretrained(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == [CONFIG_NAME, WEIGHTS_NAME]
+    loaded = LorettaModel.from_pretrained(make_model(model_type), tmp_path)
+    assert torch.equal(_logits(loaded, batch), expected)
+    assert not any(p.requires_grad for p in loaded.parameters())
+    trainable = LorettaModel.from_pretrained(make_model(model_type), tmp_path, is_trainable=True)
+    assert trainable.get_nb_trainable_parameters()[0] == model.get_nb_trainable_parameters()[0]
+
+
+def test_file_holds_every_trainable_tensor(make_model, batch, train, tmp_path):
+    # The official code drops trained norms and the TT pooler (reloaded logits differ).
+    model = get_peft_model(make_model("deberta"), LorettaAdpConfig(
+        preset="paper", task_type="SEQ_CLS", bottleneck_size=8))
+    train(model, batch)
+    model.save_pretrained(tmp_path)
+    saved = load_file(tmp_path / WEIGHTS_NAME)
+    trainable = {n: p for n, p in model.base_model.named_parameters() if p.requires_grad}
+    assert len(saved) == len(trainable)
+    assert sum(t.numel() for t in saved.values()) == sum(p.numel() for p in trainable.values())
+    for key in ("pooler.dense.loretta_copies.cores.0", "classifier.loretta_copies.weight",
+                "deberta.embeddings.LayerNorm.loretta_copies.weight",
+                "deberta.encoder.layer.0.output.dense.loretta_adp.up.cores.0"):
+        assert key in saved
+    config = json.loads((tmp_path / CONFIG_NAME).read_text())
+    assert config["peft_type"] == "LORETTA_ADP" and config["preset"] == "paper"
+
+
+def test_load_adapter_under_another_name(make_model, batch, train, tmp_path):
+    model = get_peft_model(make_model("llama"), LorettaRepConfig(r=4))
+    train(model, batch)
+    expected = _logits(model, batch)
+    model.save_pretrained(tmp_path)
+    other = get_peft_model(make_model("llama"), LorettaRepConfig(r=4))
+    other.load_adapter(tmp_path, "trained")
+    other.set_adapter("trained")
+    assert torch.equal(_logits(other, batch), expected)
+
+
+@pytest.mark.parametrize("target, pattern", [
+    (dict(model_type="bert"), r"tensor '.*' of shape .* has no counterpart"),
+    (dict(model_type="deberta", hidden=64), r"tensor '.*': the model expects shape .* file has"),
+    (dict(model_type="deberta", num_labels=3),
+     r"tensor 'classifier.loretta_copies.weight': the model expects shape \(3, 32\)"),
+    (dict(model_type="deberta", layers=2), r"expects tensor 'deberta.encoder.layer.1.*file lacks"),
+])
+def test_wrong_architecture_or_size_names_the_tensor(make_model, tmp_path, target, pattern):
+    config = LorettaAdpConfig(task_type="SEQ_CLS", bottleneck_size=8, train_norms=True)
+    get_peft_model(make_model("deberta"), config).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=pattern):
+        LorettaModel.from_pretrained(make_model(**target), tmp_path)
+
+
+def test_missing_files_are_reported(make_model, tmp_path):
+    with pytest.raises(FileNotFoundError, match=CONFIG_NAME):
+        LorettaModel.from_pretrained(make_model("llama"), tmp_path)
+    LorettaRepConfig().save_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match=WEIGHTS_NAME):
+        LorettaModel.from_pretrained(make_model("llama"), tmp_path)
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    path = tmp_path / WEIGHTS_NAME
+    atomic_write(path, b"old")
+    with pytest.raises(TypeError):
+        atomic_write(path, "not bytes")  # the write itself fails
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == [WEIGHTS_NAME]

@@ -1,0 +1,298 @@
+"""Array-library dispatch, input checks and a small linear-algebra shim.
+
+Every ttnet function finds the array library from its inputs (numpy or torch, through
+``array_api_compat``) and returns arrays of the same library, dtype and device. There is
+no global backend; torch is never imported here (``array_api_compat`` only looks at
+libraries already imported).
+
+Float policy: TT math needs floating-point arrays. Integer and boolean arrays are
+*converted* (not rejected) to the library's default float dtype — ``float64`` for numpy,
+``torch.get_default_dtype()`` for torch. float32, float64, complex64 and complex128 are
+kept as they are. Anything else (object, strings) raises ``TypeError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "check_finite",
+    "check_nonempty",
+    "conj_t",
+    "eigh",
+    "finfo_eps",
+    "get_namespace",
+    "is_complex",
+    "library_name",
+    "norm",
+    "qr",
+    "qr_r",
+    "svd",
+    "to_numpy",
+]
+
+Array = Any
+
+
+def library_name(x: Array) -> str:
+    """Name of the array library that ``x`` belongs to (``"numpy"``, ``"torch"``, ...).
+
+    Example:
+        >>> import numpy as np
+        >>> library_name(np.zeros(2))
+        'numpy'
+    """
+    if array_api_compat.is_numpy_array(x):
+        return "numpy"
+    if array_api_compat.is_torch_array(x):
+        return "torch"
+    return array_api_compat.array_namespace(x).__name__.split(".")[-1]
+
+
+def get_namespace(*arrays: Array, names: Sequence[str] | None = None) -> Any:
+    """The array-API namespace shared by ``arrays``.
+
+    Args:
+        *arrays: arrays of one library (numpy or torch; others supported by
+            ``array_api_compat`` work where they implement what is used).
+        names: argument names, one per array, used in error messages.
+
+    Returns:
+        The ``array_api_compat`` namespace (e.g. ``array_api_compat.numpy``).
+
+    Raises:
+        TypeError: when an argument is not an array, or the arrays come from
+            different libraries (e.g. numpy and torch in one call).
+
+    Example:
+        >>> import numpy as np
+        >>> get_namespace(np.ones(2), np.zeros(3), names=["a", "b"]).__name__
+        'array_api_compat.numpy'
+    """
+    if not arrays:
+        raise TypeError("get_namespace needs at least one array")
+    labels = list(names) if names is not None else [f"argument {i}" for i in range(len(arrays))]
+    if len(labels) != len(arrays):
+        raise ValueError(f"names: expected {len(arrays)} names, got {len(labels)}")
+    first_lib = None
+    first_label = None
+    for array, label in zip(arrays, labels):
+        try:
+            lib = library_name(array)
+        except TypeError:
+            raise TypeError(
+                f"{label}: expected a numpy array or torch tensor, got {type(array).__name__}"
+            ) from None
+        if first_lib is None:
+            first_lib, first_label = lib, label
+        elif lib != first_lib:
+            raise TypeError(
+                f"{first_label} is a {first_lib} array but {label} is a {lib} array; "
+                "pass arrays of one library (convert one of them first)"
+            )
+    return array_api_compat.array_namespace(arrays[0])
+
+
+def _is_array(x: Array) -> bool:
+    return array_api_compat.is_array_api_obj(x)
+
+
+def as_float_array(x: Array, name: str) -> Array:
+    """``x`` as a floating-point array of its own library (see the module's float policy).
+
+    Lists, tuples and scalars become numpy arrays. Integer and boolean arrays are
+    converted to the library's default float dtype; float and complex arrays are
+    returned unchanged.
+
+    Raises:
+        TypeError: for arrays of a non-numeric dtype, naming ``name``.
+
+    Example:
+        >>> import numpy as np
+        >>> as_float_array(np.arange(3), "x").dtype
+        dtype('float64')
+    """
+    if not _is_array(x):
+        x = np.asarray(x)
+    if array_api_compat.is_numpy_array(x) and x.dtype.kind not in "biufc":
+        raise TypeError(f"{name}: expected a numeric array, got dtype {x.dtype}")
+    xp = array_api_compat.array_namespace(x)
+    if xp.isdtype(x.dtype, ("real floating", "complex floating")):
+        return x
+    if xp.isdtype(x.dtype, ("integral", "bool")):
+        if array_api_compat.is_torch_array(x):
+            import torch  # already imported: x is a torch tensor
+
+            return x.to(torch.get_default_dtype())
+        return xp.astype(x, xp.float64)
+    raise TypeError(f"{name}: expected a numeric array, got dtype {x.dtype}")
+
+
+def check_nonempty(x: Array, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``x`` has a zero-length axis.
+
+    Example:
+        >>> import numpy as np
+        >>> check_nonempty(np.zeros((2, 0)), "tensor")
+        Traceback (most recent call last):
+        ...
+        ValueError: tensor: expected a non-empty array, got shape (2, 0)
+    """
+    shape = tuple(int(s) for s in x.shape)
+    if any(s == 0 for s in shape):
+        raise ValueError(f"{name}: expected a non-empty array, got shape {shape}")
+
+
+def check_finite(x: Array, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``x`` holds NaN or infinity.
+
+    Example:
+        >>> import numpy as np
+        >>> check_finite(np.array([1.0, np.nan]), "tensor")
+        Traceback (most recent call last):
+        ...
+        ValueError: tensor: expected finite values, got NaN or infinity
+    """
+    xp = array_api_compat.array_namespace(x)
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError(f"{name}: expected finite values, got NaN or infinity")
+
+
+def is_complex(x: Array) -> bool:
+    """Whether ``x`` has a complex dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> is_complex(np.ones(2, dtype=complex)), is_complex(np.ones(2))
+        (True, False)
+    """
+    xp = array_api_compat.array_namespace(x)
+    return bool(xp.isdtype(x.dtype, "complex floating"))
+
+
+def finfo_eps(x: Array) -> float:
+    """Machine epsilon of ``x``'s (real) precision.
+
+    Example:
+        >>> import numpy as np
+        >>> finfo_eps(np.ones(1, dtype=np.float32)) > finfo_eps(np.ones(1))
+        True
+    """
+    xp = array_api_compat.array_namespace(x)
+    dtype = x.dtype
+    if xp.isdtype(dtype, "complex floating"):
+        dtype = xp.real(x[(0,) * x.ndim] if x.ndim else x).dtype
+    return float(xp.finfo(dtype).eps)
+
+
+def to_numpy(x: Array) -> np.ndarray:
+    """A numpy copy of ``x`` (detached and on the host for torch).
+
+    Example:
+        >>> import numpy as np
+        >>> to_numpy(np.arange(2.0)).tolist()
+        [0.0, 1.0]
+    """
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def conj_t(x: Array) -> Array:
+    """The conjugate transpose of a matrix ``x`` (a plain transpose for real dtypes).
+
+    Example:
+        >>> import numpy as np
+        >>> conj_t(np.array([[1 + 2j, 3j]])).tolist()
+        [[(1-2j)], [-3j]]
+    """
+    xp = array_api_compat.array_namespace(x)
+    xt = xp.matrix_transpose(x)
+    return xp.conj(xt) if is_complex(x) else xt
+
+
+def svd(a: Array) -> tuple[Array, Array, Array]:
+    """Thin SVD ``a = u @ diag(s) @ vh`` with singular values in descending order.
+
+    Example:
+        >>> import numpy as np
+        >>> a = np.arange(6.0).reshape(2, 3)
+        >>> u, s, vh = svd(a)
+        >>> u.shape, s.shape, vh.shape, bool(np.allclose(u * s @ vh, a))
+        ((2, 2), (2,), (2, 3), True)
+    """
+    xp = array_api_compat.array_namespace(a)
+    u, s, vh = xp.linalg.svd(a, full_matrices=False)
+    return u, s, vh
+
+
+def qr(a: Array) -> tuple[Array, Array]:
+    """Reduced QR ``a = q @ r``: ``q`` (m, k) with orthonormal columns, ``r`` (k, n), k = min(m, n).
+
+    Example:
+        >>> import numpy as np
+        >>> q, r = qr(np.arange(6.0).reshape(3, 2))
+        >>> q.shape, r.shape
+        ((3, 2), (2, 2))
+    """
+    xp = array_api_compat.array_namespace(a)
+    q, r = xp.linalg.qr(a, mode="reduced")
+    return q, r
+
+
+def qr_r(a: Array, block_rows: int = 2048) -> Array:
+    """The ``r`` factor of a tall matrix's QR, computed by blocks (TSQR).
+
+    Backward stable like Householder QR, and fast for tall-skinny matrices: row blocks
+    are factored separately and their ``r`` factors stacked and factored again. The
+    result agrees with ``qr(a)[1]`` up to the signs of its rows.
+
+    Args:
+        a: matrix (m, n).
+        block_rows: rows per block (raised to at least ``4 * n``).
+
+    Example:
+        >>> import numpy as np
+        >>> a = np.random.default_rng(0).standard_normal((5000, 3))
+        >>> r = qr_r(a)
+        >>> bool(np.allclose(r.T @ r, a.T @ a))
+        True
+    """
+    xp = array_api_compat.array_namespace(a)
+    m, n = int(a.shape[0]), int(a.shape[1])
+    block = max(block_rows, 4 * n)
+    if m <= 2 * block:
+        return xp.linalg.qr(a, mode="reduced")[1]
+    factors = [xp.linalg.qr(a[i : i + block], mode="reduced")[1] for i in range(0, m, block)]
+    return xp.linalg.qr(xp.concat(factors, axis=0), mode="reduced")[1]
+
+
+def eigh(a: Array) -> tuple[Array, Array]:
+    """Eigenvalues (ascending) and eigenvectors of a symmetric / Hermitian matrix.
+
+    Example:
+        >>> import numpy as np
+        >>> w, v = eigh(np.array([[2.0, 0.0], [0.0, 1.0]]))
+        >>> w.tolist()
+        [1.0, 2.0]
+    """
+    xp = array_api_compat.array_namespace(a)
+    w, v = xp.linalg.eigh(a)
+    return w, v
+
+
+def norm(a: Array) -> Array:
+    """Frobenius norm over all entries of ``a``, as a 0-d array of ``a``'s library.
+
+    Example:
+        >>> import numpy as np
+        >>> float(norm(np.array([[3.0], [4.0]])))
+        5.0
+    """
+    xp = array_api_compat.array_namespace(a)
+    return xp.linalg.vector_norm(xp.reshape(a, (-1,)))

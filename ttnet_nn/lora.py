@@ -1,0 +1,254 @@
+"""TTLoRA: LoRETTA_rep, a LoRA update whose A and B factors are tensor trains."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ._checks import finite_real, layer_input, positive_int, probability
+from .linear import TTLinear
+
+
+def _split_shapes(shapes: object) -> tuple[object, object]:
+    if shapes is None or isinstance(shapes, str):
+        return shapes, shapes
+    if isinstance(shapes, Sequence) and len(shapes) == 2:
+        return shapes[0], shapes[1]
+    raise ValueError(f"shapes: expected None, 'paper' or (A_shapes, B_shapes), received {shapes!r}")
+
+
+class TTLoRAUpdate(nn.Module):
+    """The update alone: ``scaling * B(A(dropout(x)))`` with ``scaling = lora_alpha / r``.
+
+    ``lora_A`` (in -> r) and ``lora_B`` (r -> out) are bias-free :class:`TTLinear` layers. ``A``
+    is variance matched as in :class:`TTLinear`; ``B``'s last core starts at zero, so the update
+    is exactly zero at initialisation (and, as in :class:`TTAdapter`, only ``B``'s last core gets
+    a gradient in the first step, every parameter from the second step on).
+    :class:`TTLoRA` wraps a base layer around one of these; the LoRETTA integration keeps several
+    named ones per layer.
+
+    Args:
+        in_features: input size of the adapted layer.
+        out_features: output size of the adapted layer.
+        r: LoRA rank (the size between ``A`` and ``B``).
+        lora_alpha: numerator of the scaling ``lora_alpha / r``.
+        tt_rank: TT rank of ``A`` and ``B`` (int or per bond), default 5 as in the paper.
+        dropout: dropout probability on the input of ``A``.
+        shapes: None (planned TT matrices), ``"paper"`` (LoRETTA's TT tensor shapes), or a pair
+            ``(A_shapes, B_shapes)`` of anything :class:`TTLinear` accepts as ``shapes``.
+        dtype: dtype of the parameters.
+        device: device of the parameters.
+
+    Example:
+        >>> import torch
+        >>> from ttnet_nn import TTLoRAUpdate
+        >>> update = TTLoRAUpdate(768, 2304, r=8, lora_alpha=16, shapes="paper")
+        >>> update(torch.randn(3, 768)).abs().max().item()
+        0.0
+        >>> update.scaling, update.delta_weight().shape
+        (2.0, torch.Size([2304, 768]))
+        >>> sum(p.numel() for p in update.parameters())  # A 580 + B 585, as in the paper
+        1165
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        r: int,
+        lora_alpha: float,
+        *,
+        tt_rank: int | Sequence[int] = 5,
+        dropout: float = 0.0,
+        shapes: object = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
+        self.r = positive_int("r", r)
+        self.lora_alpha = finite_real("lora_alpha", lora_alpha)
+        self.scaling = self.lora_alpha / self.r
+        p = probability("dropout", dropout)
+        self.lora_dropout = nn.Dropout(p) if p > 0 else nn.Identity()
+        a_shapes, b_shapes = _split_shapes(shapes)
+        factory = {"bias": False, "tt_rank": tt_rank, "dtype": dtype, "device": device}
+        self.lora_A = TTLinear(self.in_features, self.r, shapes=a_shapes, **factory)
+        self.lora_B = TTLinear(self.r, self.out_features, shapes=b_shapes, **factory)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialise: variance-matched ``A``, ``B`` with a zero last core (update = 0).
+
+        Example:
+            >>> update = TTLoRAUpdate(16, 8, r=2, lora_alpha=2)
+            >>> update.reset_parameters()
+            >>> update.lora_B.cores[-1].count_nonzero().item()
+            0
+        """
+        self.lora_A.reset_parameters()
+        self.lora_B.reset_parameters()
+        with torch.no_grad():
+            self.lora_B.cores[-1].zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The update for ``x`` of shape ``(..., in_features)``: shape ``(..., out_features)``."""
+        # scaling applied to the r-wide intermediate (B has no bias): one small multiply
+        return self.lora_B(self.lora_A(self.lora_dropout(x)) * self.scaling)
+
+    def delta_weight(self) -> torch.Tensor:
+        """The update as a dense ``(out_features, in_features)`` matrix: ``scaling * B @ A``.
+
+        Example:
+            >>> update = TTLoRAUpdate(10, 6, r=2, lora_alpha=4)
+            >>> update.delta_weight().count_nonzero().item()
+            0
+        """
+        return self.scaling * (self.lora_B.dense_weight() @ self.lora_A.dense_weight())
+
+    def extra_repr(self) -> str:
+        """Sizes and scaling."""
+        return (f"in_features={self.in_features}, out_features={self.out_features}, r={self.r}, "
+                f"scaling={self.scaling}")
+
+
+def _is_conv1d(layer: nn.Module) -> bool:
+    """Duck-typed check for transformers' GPT-2 ``Conv1D`` (weight ``(in, out)``, ``nf`` = out)."""
+    weight = getattr(layer, "weight", None)
+    return (
+        type(layer).__name__ == "Conv1D"
+        and isinstance(weight, torch.Tensor)
+        and weight.ndim == 2
+        and getattr(layer, "nf", None) == weight.shape[1]
+    )
+
+
+class TTLoRA(TTLoRAUpdate):
+    """LoRETTA_rep: a frozen linear layer plus a TT LoRA update.
+
+    ``y = base_layer(x) + (lora_alpha / r) * B(A(dropout(x)))``. The base layer's parameters are
+    frozen (``requires_grad=False``); the output equals the base layer's at initialisation.
+    :meth:`merge` folds the update into the base weight (then the forward is the base layer
+    alone); :meth:`unmerge` subtracts it again, restoring the original weight up to float
+    rounding (one addition and one subtraction per entry). Both are no-ops when already in the
+    requested state.
+
+    Args:
+        base_layer: an ``nn.Linear`` (weight ``(out, in)``) or a transformers GPT-2 ``Conv1D``
+            (weight ``(in, out)``), recognised by duck typing (transformers is never imported).
+        r: LoRA rank.
+        lora_alpha: numerator of the scaling ``lora_alpha / r``.
+        tt_rank: TT rank of ``A`` and ``B``, default 5.
+        dropout: dropout probability on the input of ``A``.
+        fan_in_fan_out: True when the base weight is stored ``(in, out)`` (``Conv1D``). A
+            value that contradicts the layer type is corrected with a warning, as PEFT does.
+        shapes: as for :class:`TTLoRAUpdate`.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from ttnet_nn import TTLoRA
+        >>> _ = torch.manual_seed(0)
+        >>> lora = TTLoRA(nn.Linear(768, 768), r=8, lora_alpha=16)
+        >>> x = torch.randn(4, 768)
+        >>> torch.equal(lora(x), lora.base_layer(x))
+        True
+        >>> with torch.no_grad():
+        ...     _ = lora.lora_B.cores[-1].normal_()
+        >>> y = lora(x)
+        >>> lora.merge()
+        >>> torch.allclose(lora(x), y, atol=1e-4), lora.merged
+        (True, True)
+    """
+
+    def __init__(
+        self,
+        base_layer: nn.Module,
+        r: int,
+        lora_alpha: float,
+        *,
+        tt_rank: int | Sequence[int] = 5,
+        dropout: float = 0.0,
+        fan_in_fan_out: bool = False,
+        shapes: object = None,
+    ) -> None:
+        if isinstance(base_layer, nn.Linear):
+            in_features, out_features = base_layer.in_features, base_layer.out_features
+            conv1d = False
+        elif _is_conv1d(base_layer):
+            in_features, out_features = base_layer.weight.shape
+            conv1d = True
+        else:
+            raise TypeError(
+                f"base_layer: expected a torch.nn.Linear or a transformers Conv1D, received "
+                f"{type(base_layer).__name__}"
+            )
+        if bool(fan_in_fan_out) != conv1d:
+            warnings.warn(
+                f"fan_in_fan_out: {type(base_layer).__name__} stores its weight as "
+                f"{'(in, out)' if conv1d else '(out, in)'}, so fan_in_fan_out={conv1d} is used "
+                f"instead of {fan_in_fan_out}",
+                UserWarning,
+                stacklevel=2,
+            )
+        weight = base_layer.weight
+        super().__init__(in_features, out_features, r, lora_alpha, tt_rank=tt_rank,
+                         dropout=dropout, shapes=shapes, dtype=weight.dtype, device=weight.device)
+        self.fan_in_fan_out = conv1d
+        self.base_layer = base_layer
+        for param in base_layer.parameters():
+            param.requires_grad_(False)
+        self.merged = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``base_layer(x)`` plus the update (the base layer alone once merged)."""
+        layer_input(x, self.in_features)
+        result = self.base_layer(x)
+        if self.merged:
+            return result
+        return result + super().forward(x).to(result.dtype)
+
+    def _base_delta(self) -> torch.Tensor:
+        delta = self.delta_weight()
+        return delta.T if self.fan_in_fan_out else delta
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Add the update to the base layer's weight (no-op if already merged).
+
+        Example:
+            >>> lora = TTLoRA(nn.Linear(16, 8), r=2, lora_alpha=4)
+            >>> lora.merge()
+            >>> lora.merged
+            True
+        """
+        if not self.merged:
+            weight = self.base_layer.weight
+            weight.add_(self._base_delta().to(weight.dtype))
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Subtract the update from the base layer's weight again (no-op if not merged).
+
+        Example:
+            >>> lora = TTLoRA(nn.Linear(16, 8), r=2, lora_alpha=4)
+            >>> before = lora.base_layer.weight.clone()
+            >>> with torch.no_grad():
+            ...     _ = lora.lora_B.cores[-1].normal_()
+            >>> lora.merge(); lora.unmerge()
+            >>> torch.allclose(lora.base_layer.weight, before, atol=1e-6), lora.merged
+            (True, False)
+        """
+        if self.merged:
+            weight = self.base_layer.weight
+            weight.sub_(self._base_delta().to(weight.dtype))
+            self.merged = False
+
+    def extra_repr(self) -> str:
+        """Sizes, scaling, layout of the base weight and merge state."""
+        return f"{super().extra_repr()}, fan_in_fan_out={self.fan_in_fan_out}, merged={self.merged}"
