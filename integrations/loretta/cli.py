@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lora-r", type=int, default=8, help="rank of LoRA and LoRETTA_rep (default 8)")
     add("--train-norms", action=argparse.BooleanOptionalAction, default=False,
         help="also train the layer norms in the LoRETTA methods (default off)")
+    add("--tt-pooler", action=argparse.BooleanOptionalAction, default=False,
+        help="LoRETTA on a classifier: replace its pooler by a trainable TT layer (default off)")
     return parser
 
 
@@ -127,6 +129,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         bottleneck=args.bottleneck,
         tensor_rank=args.tensor_rank,
         train_norms=args.train_norms,
+        tt_pooler=args.tt_pooler,
         lora_r=args.lora_r,
     )
 

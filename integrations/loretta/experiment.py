@@ -166,6 +166,7 @@ class ExperimentConfig:
         bottleneck: LoRETTA_adp bottleneck size.
         tensor_rank: TT rank of both LoRETTA methods.
         train_norms: Whether LoRETTA also trains the layer norms.
+        tt_pooler: Whether LoRETTA replaces a classifier's pooler by a trainable TT layer.
         lora_r: Rank of LoRA and of LoRETTA_rep.
         progress: Show tqdm bars (None: only on a terminal).
     """
@@ -183,6 +184,7 @@ class ExperimentConfig:
     bottleneck: int = 64
     tensor_rank: int = 5
     train_norms: bool = False
+    tt_pooler: bool = False
     lora_r: int = 8
     progress: bool | None = None
 
@@ -328,23 +330,16 @@ def _build(method: str, base: nn.Module, config: ExperimentConfig, causal: bool)
         return get_peft_model(model, lora)
     from loretta import LorettaAdpConfig, LorettaRepConfig, get_peft_model
 
+    common = {
+        "tensor_rank": config.tensor_rank,
+        "train_norms": config.train_norms,
+        "tt_pooler": config.tt_pooler and not causal,
+        "task_type": task,
+    }
     if method == "loretta_adp":
-        adp = LorettaAdpConfig(
-            bottleneck_size=config.bottleneck,
-            tensor_rank=config.tensor_rank,
-            train_norms=config.train_norms,
-            task_type=task,
-        )
-        return get_peft_model(model, adp)
+        return get_peft_model(model, LorettaAdpConfig(bottleneck_size=config.bottleneck, **common))
     if method == "loretta_rep":
-        rep = LorettaRepConfig(
-            r=config.lora_r,
-            lora_alpha=2 * config.lora_r,
-            lora_dropout=0.05,
-            tensor_rank=config.tensor_rank,
-            train_norms=config.train_norms,
-            task_type=task,
-        )
+        rep = LorettaRepConfig(r=config.lora_r, lora_alpha=2 * config.lora_r, **common)
         return get_peft_model(model, rep)
     allowed = CAUSAL_METHODS if causal else CLASSIFIER_METHODS
     raise ValueError(f"method must be one of {list(allowed)}, received {method!r}")
