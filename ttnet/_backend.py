@@ -8,7 +8,9 @@ libraries already imported).
 Float policy: TT math needs floating-point arrays. Integer and boolean arrays are
 *converted* (not rejected) to the library's default float dtype — ``float64`` for numpy,
 ``torch.get_default_dtype()`` for torch. float32, float64, complex64 and complex128 are
-kept as they are. Anything else (object, strings) raises ``TypeError``.
+kept as they are. Anything else (object, strings) raises ``TypeError``. float16 and
+bfloat16 are accepted, but the linear algebra (TT-SVD, rounding) runs in float32, since
+numpy and torch have no half-precision SVD/QR; results are cast back to the input dtype.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "qr_r",
     "svd",
     "to_numpy",
+    "upcast_half",
 ]
 
 Array = Any
@@ -131,6 +134,26 @@ def as_float_array(x: Array, name: str) -> Array:
             return x.to(torch.get_default_dtype())
         return xp.astype(x, xp.float64)
     raise TypeError(f"{name}: expected a numeric array, got dtype {x.dtype}")
+
+
+def upcast_half(x: Array) -> tuple[Array, Any]:
+    """``(x as float32, x.dtype)`` for float16/bfloat16 ``x``, else ``(x, None)``.
+
+    The linear algebra of numpy and torch has no half-precision SVD, QR or eigh, so
+    half-precision inputs are decomposed in float32 and the caller casts back.
+
+    Example:
+        >>> import numpy as np
+        >>> y, original = upcast_half(np.ones(2, dtype=np.float16))
+        >>> y.dtype, original
+        (dtype('float32'), dtype('float16'))
+        >>> upcast_half(np.ones(2))[1] is None
+        True
+    """
+    if str(x.dtype).rsplit(".", 1)[-1] not in ("float16", "bfloat16"):
+        return x, None
+    xp = array_api_compat.array_namespace(x)
+    return xp.astype(x, xp.float32), x.dtype
 
 
 def check_nonempty(x: Array, name: str) -> None:

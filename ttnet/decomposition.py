@@ -43,6 +43,7 @@ from ttnet._backend import (
     qr_r,
     svd,
     to_numpy,
+    upcast_half,
 )
 from ttnet.rounding import round_cores
 from ttnet.tensor_train import TensorTrain
@@ -183,6 +184,11 @@ def _decompose(
 ) -> tuple[list[Array], float]:
     eps = rank_rules.check_eps(eps)
     max_params = rank_rules.check_max_params(max_params)
+    a, half = upcast_half(a)
+    if half is not None:
+        xp = get_namespace(a)
+        cores, error = _decompose(a, eps, max_rank, max_params)
+        return [xp.astype(c, half) for c in cores], error
     shape = tuple(int(n) for n in a.shape)
     caps = list(rank_rules.normalize_max_rank(max_rank, len(shape) - 1))
     if max_params is not None:

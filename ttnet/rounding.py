@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ttnet import ranks as rank_rules
-from ttnet._backend import get_namespace, svd, to_numpy
+from ttnet._backend import get_namespace, svd, to_numpy, upcast_half
 from ttnet._cores import orthogonalize_right
 
 __all__ = ["round_cores"]
@@ -62,6 +62,10 @@ def round_cores(
     d = len(cores)
     caps = rank_rules.normalize_max_rank(max_rank, d - 1)
     xp = get_namespace(*cores, names=[f"cores[{k}]" for k in range(d)])
+    half = upcast_half(cores[0])[1]
+    if half is not None:
+        new, error = round_cores([upcast_half(c)[0] for c in cores], eps, max_rank, max_params)
+        return [xp.astype(c, half) for c in new], error
     sizes = [int(c.shape[1]) for c in cores]
     out = orthogonalize_right(cores)
     total = float(to_numpy(xp.linalg.vector_norm(xp.reshape(out[0], (-1,)))))

@@ -231,3 +231,17 @@ def test_tt_matrix_svd_needs_a_matrix():
     message = r"matrix: expected a 2-D array \(M, N\), got shape \(4,\)"
     with pytest.raises(ValueError, match=message):
         ttnet.tt_matrix_svd(np.ones(4), (2, 2), (1, 1))
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+def test_half_precision_is_decomposed_in_float32_and_cast_back(dtype_name):
+    torch = pytest.importorskip("torch")
+    dtype = getattr(torch, dtype_name)
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(4, 5, 6, generator=gen, dtype=torch.float64)
+    tt = ttnet.tt_svd(a.to(dtype), eps=1e-2)
+    assert tt.dtype == dtype
+    rel = float(torch.linalg.norm(tt.full().double() - a) / torch.linalg.norm(a))
+    assert rel < 2e-2  # eps plus half-precision storage of the input and the cores
+    rounded = (tt + tt).round(max_rank=3)
+    assert rounded.dtype == dtype and max(rounded.ranks) <= 3
