@@ -12,13 +12,22 @@ the extra work of the module, timed alone, forward + backward (the adapter on th
 ``TTLoRAUpdate`` on the input; both with an input that requires grad). The table shows the
 strategy :func:`ttnet.contraction.ttm_matvec` picks for each TT factor at that row count.
 
-Usage: ``python benchmarks/bench_layers.py [--threads 1] [--repeats 15]``. torchtt is best run
-from a separate venv that sees this one (see benchmarks/RESULTS.md).
+Part 3 (``--calibrate``, instead of parts 1-2): fits the cost model of
+:mod:`ttnet.contraction`. Times forward + backward of both routes ("tt" network and "dense" W
+then one matmul) of the TT factors of adapters, LoRA updates (paper and planned shapes, hidden
+384 to 4096) and square TT layers at 8 to 4,096 rows, fits ``SECONDS_PER_FLOP``,
+``SECONDS_PER_ELEMENT`` and ``SECONDS_PER_CALL`` by non-negative least squares on the relative
+error, and prints per case the measured and modelled times, the route the fitted model picks and
+the faster measured one.
+
+Usage: ``python benchmarks/bench_layers.py [--threads 1] [--repeats 15] [--calibrate]``. torchtt
+is best run from a separate venv that sees this one (see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 import warnings
@@ -27,6 +36,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ttnet import contraction
 from ttnet_nn import TTAdapter, TTLinear, TTLoRAUpdate
 
 
@@ -154,6 +164,67 @@ def _strategy(layer: TTLinear, rows: int) -> str:
     return "dense (layout)" if info is None else info.strategy
 
 
+CALIBRATION_LAYERS = [  # (in, out, shapes, tt_rank): adapter and LoRA factors, square layers
+    *[(h, b, s, 5) for h in (384, 768, 4096) for b in (8, 64) for s in ("paper", None)],
+    *[(b, h, s, 5) for h in (384, 768, 4096) for b in (8, 64) for s in ("paper", None)],
+    (512, 512, None, 8), (768, 3072, None, 8), (4096, 4096, None, 8),
+]
+CALIBRATION_ROWS = (8, 64, 512, 4096)
+
+
+def calibrate(args: argparse.Namespace) -> None:
+    """Part 3: measure both routes, fit the cost model constants, print the table."""
+    from scipy.optimize import nnls
+
+    print("\n### Cost model calibration: forward+backward of both routes, float32\n")
+    print("| layer | rows | tt ms | dense ms | model tt | model dense | model picks | faster |")
+    print("|---|---:|---:|---:|---:|---:|---|---|")
+    rows_a, times, cases = [], [], []
+    for fan_in, fan_out, shapes, rank in CALIBRATION_LAYERS:
+        torch.manual_seed(0)
+        layer = TTLinear(fan_in, fan_out, bias=False, tt_rank=rank, shapes=shapes,
+                         device=args.device)
+        cores = layer.layout.matrix_cores(list(layer.cores))
+        if cores is None:
+            continue
+        core_shapes = tuple(tuple(c.shape) for c in cores)
+        for rows in CALIBRATION_ROWS:
+            plan = contraction.contraction_info(cores, rows)
+            x = torch.randn(rows, fan_in, device=args.device, requires_grad=True)
+            measured = {}
+            for route in ("tt", "dense"):
+                cost = plan.tt_cost if route == "tt" else plan.dense_cost
+                if cost.seconds > 1.0:  # the old constants say: far too slow, skip
+                    continue
+                forced = dataclasses.replace(plan, strategy=route)
+
+                def step(forced: contraction.ContractionInfo = forced) -> None:
+                    layer.zero_grad(set_to_none=True)
+                    x.grad = None
+                    cores = layer.layout.matrix_cores(list(layer.cores))
+                    contraction._execute(forced, cores, core_shapes, x).sum().backward()
+
+                measured[route] = _median_time(step, args.repeats, args.budget, args.device)
+                rows_a.append(list(cost))
+                times.append(measured[route])
+            cases.append((f"{fan_in}->{fan_out} {shapes or 'planned'} r{rank}", rows, plan,
+                          measured))
+    a = torch.tensor(rows_a, dtype=torch.float64).numpy()
+    t = torch.tensor(times, dtype=torch.float64).numpy()
+    coef, _ = nnls(a / t[:, None], t / t)
+    model = lambda cost: float(coef @ list(cost))  # noqa: E731
+    for name, rows, plan, measured in cases:
+        tt, dense = model(plan.tt_cost), model(plan.dense_cost)
+        faster = min(measured, key=measured.get) if len(measured) == 2 else "(one timed)"
+        cells = [f"{measured[k] * 1e3:.3f}" if k in measured else "-" for k in ("tt", "dense")]
+        print(f"| {name} | {rows} | {cells[0]} | {cells[1]} | {tt * 1e3:.3f} | "
+              f"{dense * 1e3:.3f} | {'tt' if tt < dense else 'dense'} | {faster} |")
+    errors = abs(a @ coef - t) / t
+    print(f"\nfit: SECONDS_PER_FLOP = {coef[0]:.3g}, SECONDS_PER_ELEMENT = {coef[1]:.3g}, "
+          f"SECONDS_PER_CALL = {coef[2]:.3g}; relative error median {float(errors.mean()):.0%} "
+          f"(mean), max {float(errors.max()):.0%} over {len(t)} timings")
+
+
 def main() -> None:
     """Parse arguments, set the thread count, run both parts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -162,11 +233,16 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=3.0,
                         help="stop a case after this many seconds once 3 calls are timed (3.0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="fit the contraction cost model instead of parts 1-2")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device_name}, "
           f"median of up to {args.repeats} calls after one warm-up")
+    if args.calibrate:
+        calibrate(args)
+        return
     bench_linear(args)
     bench_overhead(args)
 

@@ -19,6 +19,7 @@ The layouts hold only sizes (no tensors), so they never get in the way of ``stat
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -135,11 +136,19 @@ class TensorLayout:
         ]
 
     def matvec(self, cores: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """``x @ W.T`` for ``x`` of shape ``(..., in_features)``."""
-        matrix_cores = self.matrix_cores(cores)
-        if matrix_cores is None:
-            return x @ self._dense_t(cores)
-        return contraction.ttm_matvec(matrix_cores, x)
+        """``x @ W.T`` for ``x`` of shape ``(..., in_features)``.
+
+        Where :func:`ttnet.contraction.ttm_strategy` prefers the dense route (or the modes do not
+        split), ``W.T`` is built directly as the full TT tensor reshaped to ``(in, out)``: the
+        same product without the reordering copy that a TT matrix's dense weight needs.
+        """
+        splits = self.splits
+        if splits is not None:
+            shapes = [(c.shape[0], b, a, c.shape[-1]) for c, (a, b) in zip(cores, splits)]
+            rows = operator.index(math.prod(x.shape[:-1]))  # specialised under torch.compile
+            if contraction.ttm_strategy(shapes, rows) == "tt":
+                return contraction.ttm_matvec(self.matrix_cores(cores), x)
+        return x @ self._dense_t(cores)
 
     def _dense_t(self, cores: Sequence[torch.Tensor]) -> torch.Tensor:
         return contraction.tt_full(list(cores)).reshape(self.in_features, self.out_features)

@@ -49,9 +49,12 @@ class TTLinear(nn.Module):
     cores, at least float32), and the output has the input's dtype.
 
     Initialisation: cores are drawn i.i.d. ``N(0, s^2)`` with ``s^(2d) * prod(inner ranks)`` equal
-    to ``1 / (3 * in_features)``, the variance of ``nn.Linear``'s kaiming-uniform weight, and then
-    rescaled together so that the dense weight's mean square equals it exactly (computed from
-    the cores with :meth:`ttnet.TensorTrain.norm`; no dense weight is built). The bias follows
+    to ``1 / (3 * in_features)``, the variance of ``nn.Linear``'s kaiming-uniform weight (so the
+    dense weight's expected mean square is that variance), and then rescaled together so that
+    the mean square equals it exactly (computed from the cores with
+    :meth:`ttnet.TensorTrain.norm`; no dense weight is built). On the ``meta`` device, which
+    holds no values, the rescaling is skipped, so layers can be built there and materialised
+    later (``to_empty`` then ``reset_parameters``). The bias follows
     ``nn.Linear``: ``U(-1/sqrt(in), 1/sqrt(in))``.
 
     Args:
@@ -177,11 +180,12 @@ class TTLinear(nn.Module):
         with torch.no_grad():
             for core in self.cores:
                 core.normal_(0.0, (target / paths) ** (0.5 / d))
-            train = TensorTrain([c.reshape(c.shape[0], -1, c.shape[-1]) for c in self.cores])
-            numel = math.prod(self._layout.mode_sizes)
-            scale = (target * numel / float(train.norm()) ** 2) ** (0.5 / d)
-            for core in self.cores:
-                core.mul_(scale)
+            if not self.cores[0].is_meta:  # meta tensors hold no values to measure
+                train = TensorTrain([c.reshape(c.shape[0], -1, c.shape[-1]) for c in self.cores])
+                numel = math.prod(self._layout.mode_sizes)
+                scale = (target * numel / float(train.norm()) ** 2) ** (0.5 / d)
+                for core in self.cores:
+                    core.mul_(scale)
             if self.bias is not None:
                 bound = 1.0 / math.sqrt(self.in_features)
                 self.bias.uniform_(-bound, bound)

@@ -73,13 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="where results.json, results.txt and the PNGs go (default runs/loretta-<model>)")
     add("--data-dir", type=Path, default=None,
         help="corpus cache folder (default $XDG_CACHE_HOME/ttnet or ~/.cache/ttnet)")
-    add("--bottleneck", type=int, default=64, help="LoRETTA_adp bottleneck size (default 64)")
+    add("--bottleneck", type=int, default=16, help="LoRETTA_adp bottleneck size (default 16)")
     add("--tensor-rank", type=int, default=5, help="TT rank of both LoRETTA methods (default 5)")
     add("--lora-r", type=int, default=8, help="rank of LoRA and LoRETTA_rep (default 8)")
     add("--train-norms", action=argparse.BooleanOptionalAction, default=False,
         help="also train the layer norms in the LoRETTA methods (default off)")
-    add("--tt-pooler", action=argparse.BooleanOptionalAction, default=False,
-        help="LoRETTA on a classifier: replace its pooler by a trainable TT layer (default off)")
+    add("--tt-pooler", action=argparse.BooleanOptionalAction, default=True,
+        help="LoRETTA on a classifier: replace its pooler by a trainable TT layer, as in the "
+        "paper (default on)")
     return parser
 
 
@@ -110,6 +111,10 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         methods = [name.strip() for name in text.split(",") if name.strip()]
     if args.full and "full" not in methods:
         methods.append("full")
+    allowed = CAUSAL_METHODS if causal else CLASSIFIER_METHODS
+    for method in methods:
+        if method not in allowed:
+            raise ValueError(f"--methods must be among {list(allowed)} or 'all', received {method!r}")
     for name in ("epochs", "batch_size", "max_length", "bottleneck", "tensor_rank", "lora_r"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, received {getattr(args, name)}")

@@ -15,7 +15,7 @@ the training examples in the same seeded order and is evaluated on the same held
 Example:
     >>> from loretta.experiment import default_lr
     >>> default_lr("lora", causal=False)
-    0.0005
+    0.002
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ CAUSAL_METHODS = ("zero_shot", "loretta_adp", "loretta_rep", "lora", "full")
 PROMPT = "Movie review: {sentence}\nIs this review positive or negative? Answer:"
 LABEL_WORDS = (" negative", " positive")
 
-_LR = {  # per-method defaults: (sequence classifier, causal LM)
-    "loretta_adp": (2e-3, 1e-3),
-    "loretta_rep": (2e-3, 1e-3),
-    "lora": (5e-4, 5e-4),
+_LR = {  # per-method defaults: (sequence classifier, causal LM), tuned on the default runs
+    "loretta_adp": (5e-3, 2e-3),
+    "loretta_rep": (5e-3, 2e-3),
+    "lora": (2e-3, 1e-3),
     "head": (2e-3, 2e-3),
     "full": (5e-5, 1e-5),
 }
@@ -181,10 +181,10 @@ class ExperimentConfig:
     max_length: int = 64
     lr: float | None = None
     seed: int = 0
-    bottleneck: int = 64
+    bottleneck: int = 16
     tensor_rank: int = 5
     train_norms: bool = False
-    tt_pooler: bool = False
+    tt_pooler: bool = True
     lora_r: int = 8
     progress: bool | None = None
 

@@ -5,6 +5,9 @@
 ``save_pretrained`` / ``from_pretrained``, ``merge_and_unload`` / ``unload``,
 ``disable_adapter()``, ``add_adapter`` / ``set_adapter`` / ``delete_adapter`` and
 ``round_ranks`` (rank adaptation after training).
+
+Its ``state_dict`` is the adapter state only, which is what the ``Trainer`` and accelerate
+checkpoint (see :class:`LorettaModel`).
 """
 
 from __future__ import annotations
@@ -23,11 +26,23 @@ from .config import LorettaConfig, LorettaRepConfig
 from .injection import inject, mark_trainable, wrappers
 from .layer import AdapterWrapper, LoraWrapper
 from .ranks import RankReport, round_ranks
-from .saving import load_adapter_file, save_adapter_file
+from .saving import adapter_state, load_adapter_file, save_adapter_file
 
 
 class LorettaModel(nn.Module):
     """A transformers model carrying LoRETTA adapters (see :func:`get_peft_model`).
+
+    Checkpoints: ``state_dict()`` is the adapter state, as PEFT's ``get_peft_model_state_dict``
+    gives it: every tensor of every adapter (TT factors, trained norms, heads, pooler,
+    ``modules_to_save``) and the base biases that train, never the frozen base model (that is
+    ``base_model.state_dict()``). ``load_state_dict`` takes such a dict, ``strict`` included.
+    Hugging Face's ``Trainer`` saves a model that is not a ``PreTrainedModel`` as its
+    ``state_dict`` (``checkpoint-N/model.safetensors``) and resumes with ``load_state_dict``;
+    accelerate's ``save_state`` / ``load_state`` do the same. So their checkpoints hold only
+    the adapter, models with tied weights (GPT-2, tied-embedding Llamas) checkpoint without
+    safetensors' shared-tensor error, and resuming continues exactly. To turn a checkpoint
+    into adapter files: ``model.load_state_dict(safetensors.torch.load_file(path))``, then
+    :meth:`save_pretrained`.
 
     Attributes:
         base_model: The wrapped transformers model (adapted in place).
@@ -47,6 +62,10 @@ class LorettaModel(nn.Module):
         >>> ids = torch.tensor([[1, 2, 3]])
         >>> model(input_ids=ids).logits.shape
         torch.Size([1, 3, 64])
+        >>> sorted(model.state_dict())[0]  # the adapter state, not the frozen base model
+        'base_model.model.layers.0.self_attn.q_proj.loretta_rep.default.lora_A.cores.0'
+        >>> model.load_state_dict(model.state_dict())
+        <All keys matched successfully>
     """
 
     def __init__(self, model: nn.Module, config: LorettaConfig, adapter_name: str = "default"):
@@ -56,6 +75,8 @@ class LorettaModel(nn.Module):
         self.active_adapter = adapter_name
         self.add_adapter(adapter_name, config)
         self.train(model.training)
+        self.register_state_dict_post_hook(_keep_adapter_state)
+        self.register_load_state_dict_post_hook(_frozen_base_is_not_missing)
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -75,6 +96,18 @@ class LorettaModel(nn.Module):
     def get_base_model(self) -> nn.Module:
         """The wrapped transformers model (with the adapters in it)."""
         return self.base_model
+
+    def _state_names(self) -> tuple[set[str], set[str]]:
+        """Return ``(adapter names, frozen names)``: the ``state_dict`` keys (relative to this
+        model) of the adapter state, and those of the frozen base model that it leaves out."""
+        adapter: set[str] = set()
+        for name, config in self.peft_config.items():
+            adapter.update(
+                f"base_model.{key}"
+                for key, _ in adapter_state(self.base_model, config, name).values()
+            )
+        every = {f"base_model.{key}" for key in self.base_model.state_dict(keep_vars=True)}
+        return adapter, every - adapter
 
     # --- adapters -------------------------------------------------------------------------
 
@@ -284,6 +317,31 @@ class LorettaModel(nn.Module):
     ) -> RankReport:
         """Re-round every TT factor of the active adapter (:func:`loretta.ranks.round_ranks`)."""
         return round_ranks(self, eps=eps, max_rank=max_rank, inputs=inputs)
+
+
+def _keep_adapter_state(
+    module: LorettaModel, state_dict: dict[str, Any], prefix: str, local_metadata: dict
+) -> None:
+    """``state_dict`` post-hook: drop the frozen base model's entries (in place)."""
+    keep, _ = module._state_names()
+    for key in [k for k in state_dict if k.startswith(prefix) and k[len(prefix):] not in keep]:
+        del state_dict[key]
+
+
+def _frozen_base_is_not_missing(module: LorettaModel, incompatible_keys: Any) -> None:
+    """``load_state_dict`` post-hook: the frozen base model is no part of the state.
+
+    The hook sees full keys (with the prefix of any module around this one, e.g. DDP's
+    ``module.``), so a key is the base model's when a dotted suffix of it is a frozen name.
+    """
+    _, frozen = module._state_names()
+    missing = incompatible_keys.missing_keys
+
+    def is_frozen(key: str) -> bool:
+        parts = key.split(".")
+        return any(".".join(parts[i:]) in frozen for i in range(len(parts)))
+
+    missing[:] = [key for key in missing if not is_frozen(key)]
 
 
 def get_peft_model(

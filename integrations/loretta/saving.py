@@ -67,12 +67,13 @@ def save_adapter_file(
 def replace_parameter(model: nn.Module, name: str, value: torch.Tensor) -> None:
     """Put a new parameter holding ``value`` at ``name`` (its shape may differ from the old one).
 
-    Keeps ``requires_grad``, dtype and device of the parameter it replaces.
+    Keeps ``requires_grad``, dtype and device of the parameter it replaces; the new tensor is
+    contiguous (safetensors and checkpointing need that).
     """
     owner, _, attr = name.rpartition(".")
     module = model.get_submodule(owner)
     old = module.get_parameter(attr) if not attr.isdigit() else module[int(attr)]
-    new = nn.Parameter(value.to(dtype=old.dtype, device=old.device),
+    new = nn.Parameter(value.to(dtype=old.dtype, device=old.device).contiguous(),
                        requires_grad=old.requires_grad)
     if attr.isdigit():
         module[int(attr)] = new
@@ -104,6 +105,7 @@ def load_adapter_file(
                 f"{WEIGHTS_NAME}: tensor {key!r} of shape {tuple(value.shape)} has no "
                 "counterpart in the model (a different architecture or adapter config?)"
             )
+    resized = []
     for key, (name, target) in expected.items():
         if key not in saved:
             raise ValueError(
@@ -114,12 +116,14 @@ def load_adapter_file(
         if value.shape == target.shape:
             continue
         if ".cores." in key and _rank_change_only(target.shape, value.shape):
-            replace_parameter(model, name, value)
+            resized.append((name, value))
             continue
         raise ValueError(
             f"{WEIGHTS_NAME}: tensor {key!r}: the model expects shape {tuple(target.shape)}, "
             f"the file has {tuple(value.shape)} (a model of another size?)"
         )
+    for name, value in resized:  # only once every tensor is known to fit
+        replace_parameter(model, name, value)
     with torch.no_grad():
         for key, (_, target) in adapter_state(model, config, adapter_name).items():
             target.copy_(saved[key])

@@ -159,14 +159,56 @@ def test_rank_adaptation_reports_savings_and_output_change(make_model, batch, tr
         model.round_ranks()
 
 
-def test_quick_start_runs_as_written(make_model, capsys):
-    from loretta import LorettaAdpConfig as AdpConfig, TaskType
+QUICK_START = {
+    "adp": """
+from transformers import AutoModelForCausalLM
+from loretta import LorettaAdpConfig, LorettaRepConfig, get_peft_model, TaskType
+peft_config = LorettaAdpConfig(
+            bottleneck_size=64,
+            non_linearity="relu",
+            adapter_dropout=0.0,
+            target_modules=None, # default to be None for officially supported models
+            scaling=1.0,
+            bias="none",
+            task_type='CAUSAL_LM', # choose from "SEQ_CLS", "SEQ_2_SEQ_LM", "CAUSAL_LM", "TOKEN_CLS"
+            tensor_rank=5,
+        )
+model = AutoModelForCausalLM.from_config(small_config)
+model = get_peft_model(model, peft_config)
+model.print_trainable_parameters()
+""",
+    "rep": """
+from transformers import AutoModelForCausalLM
+from loretta import LorettaAdpConfig, LorettaRepConfig, get_peft_model, TaskType
+peft_config = LorettaRepConfig(
+            r=8, # bottleneck
+            lora_alpha=16,
+            target_modules=None,
+            lora_dropout=0.05,
+            bias="none",
+            task_type='CAUSAL_LM', # choose from "SEQ_CLS", "SEQ_2_SEQ_LM", "CAUSAL_LM", "TOKEN_CLS"
+            tensor_rank=5,
+        )
+model = AutoModelForCausalLM.from_config(small_config)
+model = get_peft_model(model, peft_config)
+model.print_trainable_parameters()
+""",
+}
 
-    model = make_model("llama")
-    peft_config = AdpConfig(bottleneck_size=64, non_linearity="relu", adapter_dropout=0.0,
-                            target_modules=None, scaling=1.0, bias="none",
-                            task_type=TaskType.CAUSAL_LM, tensor_rank=5)
-    model = get_peft_model(model, peft_config)
-    model.print_trainable_parameters()
-    assert capsys.readouterr().out.startswith("trainable params: ")
-    assert isinstance(model, nn.Module) and model.config.model_type == "llama"
+
+@pytest.mark.parametrize("method", sorted(QUICK_START))
+def test_official_quick_start_runs_as_written(method, capsys):
+    # The README of the official code, only with a config-built model instead of a download.
+    from transformers import LlamaConfig
+
+    torch.manual_seed(0)
+    small_config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                               num_attention_heads=4, vocab_size=100)
+    namespace = {"small_config": small_config}
+    exec(QUICK_START[method], namespace)  # noqa: S102 - the snippet, verbatim
+    model = namespace["model"]
+    trainable, total = model.get_nb_trainable_parameters()
+    assert capsys.readouterr().out == (f"trainable params: {trainable:,d} || all params: "
+                                       f"{total:,d} || trainable%: {100 * trainable / total:.4f}\n")
+    assert isinstance(model, LorettaModel) and model.config.model_type == "llama"
+    assert trainable > 0 and model(input_ids=torch.tensor([[1, 2, 3]])).logits.shape == (1, 3, 100)

@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from loretta import LorettaAdpConfig, LorettaModel, LorettaRepConfig, get_peft_model
+from loretta import (LorettaAdpConfig, LorettaConfig, LorettaModel, LorettaRepConfig,
+                     get_peft_model)
 from loretta.config import CONFIG_NAME, atomic_write
 from loretta.saving import WEIGHTS_NAME
 
@@ -98,3 +99,45 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
         atomic_write(path, "not bytes")  # the write itself fails
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == [WEIGHTS_NAME]
+
+
+def test_wrong_family_names_the_tensor(make_model, tmp_path):
+    get_peft_model(make_model("llama"), LorettaRepConfig(r=4)).save_pretrained(tmp_path)
+    key = r"model\.layers\.0\.self_attn\.q_proj\.loretta_rep\.lora_A\.cores\.0"
+    with pytest.raises(ValueError, match=rf"tensor '{key}' of shape \(1, \d+, \d+, \d+\) has no"):
+        LorettaModel.from_pretrained(make_model("gpt2"), tmp_path)
+
+
+def test_not_trainable_load_freezes_everything(make_model, batch, train, tmp_path):
+    config = LorettaRepConfig(r=4, bias="all", train_norms=True, modules_to_save=["lm_head"])
+    model = get_peft_model(make_model("opt"), config)
+    train(model, batch)
+    model.save_pretrained(tmp_path)
+    loaded = LorettaModel.from_pretrained(make_model("opt"), tmp_path)
+    assert loaded.peft_config["default"].inference_mode and not loaded.training
+    loaded.train()
+    loaded.set_adapter("default")
+    assert loaded.get_nb_trainable_parameters()[0] == 0
+    loss = loaded(**batch).logits.float().pow(2).mean()
+    assert not loss.requires_grad  # no graph at all: nothing can be trained by mistake
+    # A trainable adapter added next to it trains alone; the loaded one stays frozen.
+    loaded.add_adapter("new", LorettaRepConfig(r=2))
+    loaded.set_adapter("new")
+    names = {n for n, p in loaded.named_parameters() if p.requires_grad}
+    assert names and all(".new." in n for n in names)
+
+
+def test_named_adapter_saves_and_loads_under_its_name(make_model, batch, train, tmp_path):
+    model = get_peft_model(make_model("bert"), LorettaAdpConfig(bottleneck_size=4,
+                                                               task_type="SEQ_CLS"))
+    model.add_adapter("task_b", LorettaAdpConfig(bottleneck_size=8, task_type="SEQ_CLS",
+                                                 train_norms=True))
+    model.set_adapter("task_b")
+    train(model, batch)
+    expected = _logits(model, batch)
+    model.set_adapter("default")
+    model.save_pretrained(tmp_path, adapter_name="task_b")
+    assert LorettaConfig.from_pretrained(tmp_path).bottleneck_size == 8
+    loaded = LorettaModel.from_pretrained(make_model("bert"), tmp_path, adapter_name="task_b")
+    assert loaded.active_adapter == "task_b"
+    assert torch.equal(_logits(loaded, batch), expected)
