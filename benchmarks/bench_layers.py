@@ -205,24 +205,37 @@ def calibrate(args: argparse.Namespace) -> None:
                     contraction._execute(forced, cores, core_shapes, x).sum().backward()
 
                 measured[route] = _median_time(step, args.repeats, args.budget, args.device)
-                rows_a.append(list(cost))
+                rows_a.append([cost.narrow_flops, cost.elements, cost.calls])
                 times.append(measured[route])
-            cases.append((f"{fan_in}->{fan_out} {shapes or 'planned'} r{rank}", rows, plan,
-                          measured))
+            if measured:
+                    cases.append((f"{fan_in}->{fan_out} {shapes or 'planned'} r{rank}", rows, plan,
+                              measured))
     a = torch.tensor(rows_a, dtype=torch.float64).numpy()
     t = torch.tensor(times, dtype=torch.float64).numpy()
     coef, _ = nnls(a / t[:, None], t / t)
-    model = lambda cost: float(coef @ list(cost))  # noqa: E731
+    def model(cost: contraction.Cost) -> float:
+        return float(coef @ [cost.narrow_flops, cost.elements, cost.calls])
+
+    # total measured time when each rule picks the route, relative to always picking the faster
+    spent = {"fitted model": 0.0, "ttnet constants": 0.0, "fewer FLOPs": 0.0, "best": 0.0}
     for name, rows, plan, measured in cases:
         tt, dense = model(plan.tt_cost), model(plan.dense_cost)
+        pick = "tt" if tt < dense else "dense"
         faster = min(measured, key=measured.get) if len(measured) == 2 else "(one timed)"
         cells = [f"{measured[k] * 1e3:.3f}" if k in measured else "-" for k in ("tt", "dense")]
         print(f"| {name} | {rows} | {cells[0]} | {cells[1]} | {tt * 1e3:.3f} | "
-              f"{dense * 1e3:.3f} | {'tt' if tt < dense else 'dense'} | {faster} |")
+              f"{dense * 1e3:.3f} | {pick} | {faster} |")
+        if len(measured) == 2:
+            by_flops = "tt" if plan.tt_flops < plan.dense_flops else "dense"
+            for rule, route in (("fitted model", pick), ("ttnet constants", plan.strategy),
+                                ("fewer FLOPs", by_flops), ("best", faster)):
+                spent[rule] += measured[route]
     errors = abs(a @ coef - t) / t
     print(f"\nfit: SECONDS_PER_FLOP = {coef[0]:.3g}, SECONDS_PER_ELEMENT = {coef[1]:.3g}, "
-          f"SECONDS_PER_CALL = {coef[2]:.3g}; relative error median {float(errors.mean()):.0%} "
-          f"(mean), max {float(errors.max()):.0%} over {len(t)} timings")
+          f"SECONDS_PER_CALL = {coef[2]:.3g}; relative error mean {float(errors.mean()):.0%}, "
+          f"max {float(errors.max()):.0%} over {len(t)} timings")
+    print("time spent with each rule / always the faster route: " + ", ".join(
+        f"{rule} {spent[rule] / spent['best']:.3f}" for rule in spent if rule != "best"))
 
 
 def main() -> None:

@@ -13,8 +13,11 @@ package) with a 2-label classification head. Batch 8 x sequence 128, AdamW, floa
 Methods, all with the paper's published settings: LoRETTA_adp (bottleneck 64, TT rank 5,
 paper placement and TT shapes; trained norms where the official code trains them: BERT yes,
 Llama no), LoRETTA_rep (r=8, alpha 16, TT rank 5, q/v or query/value), PEFT LoRA r=8 on the
-same targets. The official code rejects hidden sizes 512 and 384 (KeyError); the worker adds
-the shapes our planner gives (``ttnet.plans.loretta_tensor_shape``) to its tables, nothing else.
+same targets. On MiniLM, where the paper trains the norms, ``ours_*_frozen_norms`` repeat ours
+with the norms frozen (what PEFT LoRA trains: the update and the head), to separate the cost of
+the TT updates from the cost of training norms. The official code rejects hidden sizes 512 and
+384 (KeyError); the worker adds the shapes our planner gives (``ttnet.plans.loretta_tensor_shape``)
+to its tables, nothing else.
 
 Step time: median over the timed steps of forward + backward + optimizer step.
 Peak memory: what one training step adds on top of what stays resident. After the warm-up
@@ -40,7 +43,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 OFFICIAL_PACKAGES = ["loretta==0.1.0", "transformers==4.38.2", "numpy<2", "accelerate<0.30"]
-METHODS = ["ours_adp", "ours_rep", "peft_lora", "official_adp", "official_rep"]
+METHODS = ["ours_adp", "ours_rep", "ours_adp_frozen_norms", "ours_rep_frozen_norms", "peft_lora",
+           "official_adp", "official_rep"]
 MODELS = ["llama-512", "minilm-l6"]
 BATCH, SEQ = 8, 128
 
@@ -120,12 +124,9 @@ def _wrap(model, method: str, task: str, shapes: dict):
             config = loretta.LorettaRepConfig(r=8, lora_alpha=16, lora_dropout=0.05,
                                               bias="none", task_type=task, tensor_rank=5)
         return loretta.get_peft_model(model, config)
-    if method == "ours_adp":
-        config = loretta.LorettaAdpConfig(preset="paper", task_type=task, tt_pooler=False,
-                                          train_norms=not is_llama)
-    else:
-        config = loretta.LorettaRepConfig(preset="paper", task_type=task, tt_pooler=False,
-                                          train_norms=not is_llama)
+    norms = not is_llama and not method.endswith("frozen_norms")
+    config_class = loretta.LorettaAdpConfig if "adp" in method else loretta.LorettaRepConfig
+    config = config_class(preset="paper", task_type=task, tt_pooler=False, train_norms=norms)
     return loretta.get_peft_model(model, config)
 
 
@@ -200,11 +201,13 @@ def main() -> None:
     shapes = paper_shapes()
     print(f"# bench_loretta: CPU {platform.processor() or platform.machine()}, "
           f"threads={args.threads}, batch {BATCH} x seq {SEQ}, median of {args.steps} steps")
-    print(f"{'model':<10} {'method':<13} {'trainable':>10} {'step s':>8} {'peak MB':>8} "
+    print(f"{'model':<10} {'method':<21} {'trainable':>10} {'step s':>8} {'peak MB':>8} "
           f"{'t/LoRA':>7} {'t/official':>10} {'mem/LoRA':>8}")
     for model in MODELS:
         results = {}
         for method in METHODS:
+            if model == "llama-512" and method.endswith("frozen_norms"):
+                continue  # the Llama runs train no norms already
             spec = {"model": model, "method": method, "threads": args.threads,
                     "steps": args.steps, "warmup": 2, "shapes": shapes}
             python = official if method.startswith("official") else sys.executable
@@ -212,13 +215,13 @@ def main() -> None:
         lora = results["peft_lora"]
         for method, res in results.items():
             if "error" in res:
-                print(f"{model:<10} {method:<13} failed: {res['error']}")
+                print(f"{model:<10} {method:<21} failed: {res['error']}")
                 continue
-            ref = results.get("official_" + method.split("_")[-1], {})
+            ref = results.get("official_" + ("adp" if "adp" in method else "rep"), {})
             t_lora = res["step_s"] / lora["step_s"] if "step_s" in lora else float("nan")
             t_off = res["step_s"] / ref["step_s"] if "step_s" in ref else float("nan")
             m_lora = res["mem_mb"] / lora["mem_mb"] if "mem_mb" in lora else float("nan")
-            print(f"{model:<10} {method:<13} {res['trainable']:>10,} {res['step_s']:>8.3f} "
+            print(f"{model:<10} {method:<21} {res['trainable']:>10,} {res['step_s']:>8.3f} "
                   f"{res['mem_mb']:>8.1f} {t_lora:>7.2f} {t_off:>10.2f} {m_lora:>8.2f}")
 
 

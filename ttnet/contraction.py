@@ -28,8 +28,9 @@ inner or output width is below :data:`NARROW_WIDTH` in proportion (a product ``(
 least-squares fits (relative error) to measured forward+backward times of both routes on
 adapter, LoRA and square TT layers from 8 to 4,096 rows (float32, torch, one CPU thread, on
 the project's 2-core AVX-512 box); ``python benchmarks/bench_layers.py --calibrate`` measures
-them again and prints the fit. Picking by this model cost 4 % more time than always picking the
-faster measured route, over the calibration set; picking by FLOPs cost 19 %.
+them again and prints the fit. Over the calibration set, picking by this model spent 4 % more
+time than always picking the faster measured route (two runs); picking by FLOPs spent 19-34 %
+more. Near-ties (within about 15 %) are where it errs, most at 4,096 rows of the paper layouts.
 
 FLOPs count a multiply-add as 2, as ``opt_einsum`` does. The contractions run in the dtype of the
 inputs (no up-casting): torch ``bfloat16`` uses torch's bf16 matrix products (float32 accumulation
@@ -152,7 +153,7 @@ class ContractionInfo:
 
     Example:
         >>> import numpy as np
-        >>> cores = [np.ones((1, 8, 8, 4)), np.ones((4, 8, 8, 1))]
+        >>> cores = [np.ones((1, 32, 32, 4)), np.ones((4, 32, 32, 1))]
         >>> info = contraction_info(cores, rows=2)
         >>> info.strategy, info.tt_cost.seconds < info.dense_cost.seconds
         ('tt', True)
@@ -506,7 +507,7 @@ def ttm_strategy(shapes: Sequence[Sequence[int]], rows: int, *, kind: str = "mat
         ``"tt"`` or ``"dense"``.
 
     Example:
-        >>> ttm_strategy([(1, 8, 8, 4), (4, 8, 8, 1)], 2)
+        >>> ttm_strategy([(1, 16, 16, 4), (4, 16, 16, 1)], 2)
         'tt'
         >>> ttm_strategy([(1, 2, 6, 5), (5, 2, 8, 5), (5, 2, 8, 1)], 1024)  # a LoRA factor
         'dense'

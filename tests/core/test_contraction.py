@@ -99,11 +99,54 @@ def _strategy_case():
 def test_strategy_depends_on_rows():
     cores = _strategy_case()
     small, large = contraction_info(cores, 8), contraction_info(cores, 8192)
-    factor = contraction.TT_FLOP_FACTOR
-    assert small.strategy == "tt" and factor * small.tt_flops < small.dense_flops
-    assert large.strategy == "dense" and large.dense_flops <= factor * large.tt_flops
+    assert small.strategy == "tt" and small.tt_cost.seconds < small.dense_cost.seconds
+    assert large.strategy == "dense" and large.dense_cost.seconds <= large.tt_cost.seconds
     assert small.flops == small.tt_flops and large.flops == large.dense_flops
     assert large.dense_flops == large.build_flops + 2 * 8192 * 64 * 768
+    assert large.dense_cost.flops == large.dense_flops
+
+
+def test_cost_model_counts():
+    """The dense route's cost, counted by hand for a 2-core (6 x 20) TT matrix and 7 rows."""
+    cores = _ttm_cores(np.random.default_rng(0), (2, 3), (4, 5), 2)
+    dense = contraction_info(cores, 7).dense_cost
+    build = contraction.Cost(2 * 8 * 2 * 15, 2 * 8 * 2 * 15 * 8 // 2, 8 * 2 + 2 * 15 + 8 * 15, 1)
+    copy = contraction.Cost(0, 0, 2 * 120, 1)
+    product = contraction.Cost(2 * 7 * 20 * 6, 2 * 7 * 20 * 6 * 8 // 6, 7 * 20 + 120 + 7 * 6, 1)
+    assert dense == build + copy + product
+    assert dense.seconds == pytest.approx(
+        contraction.SECONDS_PER_FLOP * dense.narrow_flops
+        + contraction.SECONDS_PER_ELEMENT * dense.elements
+        + contraction.SECONDS_PER_CALL * dense.calls
+    )
+
+
+@pytest.mark.parametrize(
+    ("m", "n", "rank", "rows"),
+    [
+        ((2, 2, 2), (6, 8, 8), 5, 1024),  # LoRA A 384 -> 8 (planned)
+        ((6, 8, 8), (2, 2, 2), 5, 1024),  # LoRA B 8 -> 384
+        ((1, 1, 1, 8), (6, 8, 8, 1), 5, 1024),  # LoRA A 384 -> 8, the paper's layout
+        ((1, 2, 2, 2), (8, 8, 8, 8), 5, 4096),  # LoRA A 4096 -> 8
+        ((4, 4, 4), (8, 8, 12), 5, 4096),  # adapter down 768 -> 64 (planned)
+    ],
+)
+def test_thin_factors_with_many_rows_build_the_dense_weight(m, n, rank, rows):
+    """Memory-bound TT networks lose to one matmul with a tiny W (measured; the model agrees)."""
+    cores = _ttm_cores(np.random.default_rng(0), m, n, rank)
+    assert contraction_info(cores, rows).strategy == "dense"
+    assert contraction.ttm_strategy([c.shape for c in cores], rows) == "dense"
+
+
+def test_copies_of_non_contiguous_operands_are_counted():
+    """x's contracted mode in the middle forces a copy of x; at the end it does not."""
+    cores = _ttm_cores(np.random.default_rng(0), (1, 1, 1), (8, 8, 8), 1)
+    sizes = {"a": 64, "b": 8, "c": 8, "d": 8}
+    assert contraction._mergeable("abcd", ("abc", "d"), sizes)
+    assert contraction._mergeable("abcd", ("ab", "cd"), sizes)
+    assert not contraction._mergeable("abcd", ("acd", "b"), sizes)
+    assert contraction._mergeable("abcd", ("acd", "b"), {**sizes, "c": 1, "d": 1})
+    assert contraction_info(cores, 64).tt_cost.elements > 0
 
 
 def test_path_depends_on_rows():
@@ -125,6 +168,7 @@ def test_paper_sized_layer_uses_tt_network():
     for rows in (8, 64, 8192):
         info = contraction_info(cores, rows)
         assert info.strategy == "tt" and info.tt_flops * 3 < info.dense_flops
+        assert info.tt_cost.seconds * 2 < info.dense_cost.seconds
 
 
 def test_path_search_is_cached(monkeypatch):

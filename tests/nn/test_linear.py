@@ -213,15 +213,58 @@ def test_forward_uses_the_path_chosen_for_the_row_count():
     assert contraction.contraction_info(list(tiny.cores), 4096).strategy == "dense"
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_torch_compile_smoke():
+@pytest.mark.parametrize("shapes", ["paper", None])
+def test_thin_factor_takes_the_dense_route_with_many_rows(shapes):
+    """A LoRA factor (384 -> 8) on 1,024 rows builds its tiny weight; outputs are unchanged."""
     torch.manual_seed(0)
-    layer = TTLinear(64, 32, tt_rank=4)
-    compiled = torch.compile(layer, backend="eager")
-    x = torch.randn(5, 64)
-    torch.testing.assert_close(compiled(x), layer(x))
+    layer = TTLinear(384, 8, bias=False, tt_rank=5, shapes=shapes, dtype=torch.float64)
+    assert layer.contraction_info(1024).strategy == "dense"
+    x = torch.randn(4, 256, 384, dtype=torch.float64, requires_grad=True)
+    y = layer(x)
+    torch.testing.assert_close(y, _reference(layer, x), rtol=1e-10, atol=1e-12)
+    y.sum().backward()
+    assert x.grad is not None and all(c.grad is not None for c in layer.cores)
+
+
+def test_modules_build_on_the_meta_device():
+    from ttnet_nn import TTAdapter, TTLoRA
+
+    layers = [
+        TTLinear(768, 3072, device="meta"),
+        TTLinear(768, 64, tt_rank=5, shapes="paper", device="meta"),
+        TTAdapter(4096, 64, shapes="paper", device="meta"),
+    ]
+    with torch.device("meta"):
+        layers.append(TTLoRA(nn.Linear(384, 384), r=8, lora_alpha=16))
+    for layer in layers:
+        assert all(p.is_meta for p in layer.parameters())
+        fan_in = getattr(layer, "in_features", None) or layer.hidden_size
+        assert layer(torch.empty(2, fan_in, device="meta")).is_meta
+    layer = layers[0].to_empty(device="cpu")
+    layer.reset_parameters()
+    assert abs(layer.dense_weight().var().item() * 3 * 768 - 1) < 0.1
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_torch_compile_fullgraph_without_graph_breaks():
+    from ttnet_nn import TTAdapter, TTLoRA
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        TTLinear(64, 48, tt_rank=4),
+        TTAdapter(48, 8, tt_rank=2),
+        TTLoRA(nn.Linear(48, 24), r=4, lora_alpha=8, tt_rank=2, shapes="paper"),
+        TTLinear(24, 7, tt_rank=2),  # padded plan
+    )
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    for lead in [(5,), (3, 4), (2, 9)]:  # a new row count re-traces (the plan depends on it)
+        x = torch.randn(*lead, 64)
+        torch.testing.assert_close(compiled(x), model(x))
     compiled(x).sum().backward()
-    assert all(c.grad is not None for c in layer.cores)
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    explained = torch._dynamo.explain(model[0])(torch.randn(5, 64))
+    assert explained.graph_break_count == 0
 
 
 @pytest.mark.parametrize(
