@@ -42,8 +42,11 @@ test-slow: setup
 docs: setup
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
+# Peers (torchtt, tntorch, the official loretta) live in separate venvs: see benchmarks/RESULTS.md.
 bench: setup
 	$(PY) benchmarks/bench_core.py --threads $(THREADS)
+	$(PY) benchmarks/bench_layers.py --threads $(THREADS)
+	$(PY) benchmarks/bench_loretta.py --threads $(THREADS)
 
 clean:
 	rm -rf $(VENV) docs/_build build *.egg-info

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--batch-size", type=int, default=16, help="training batch size (default 16)")
     add("--max-length", type=int, default=64, help="tokens kept per sentence (default 64)")
     add("--lr", type=float, default=None,
-        help="one learning rate for all methods (default: per method, see the README)")
+        help="one learning rate for all methods (default per method, classifier / causal LM: "
+        "loretta_adp and loretta_rep 5e-3 / 2e-3, lora 2e-3 / 1e-3, head 2e-3, full 5e-5 / 1e-5)")
     add("--seed", type=int, default=0, help="seed of split, initialisation and order (default 0)")
     add("--threads", type=int, default=None,
         help="torch CPU threads (default $TTNET_NUM_THREADS, else 1)")
@@ -114,10 +115,13 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     allowed = CAUSAL_METHODS if causal else CLASSIFIER_METHODS
     for method in methods:
         if method not in allowed:
-            raise ValueError(f"--methods must be among {list(allowed)} or 'all', received {method!r}")
+            raise ValueError(
+                f"--methods must be among {list(allowed)} or 'all', received {method!r}"
+            )
     for name in ("epochs", "batch_size", "max_length", "bottleneck", "tensor_rank", "lora_r"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, received {getattr(args, name)}")
+            option = name.replace("_", "-")
+            raise ValueError(f"--{option} must be >= 1, received {getattr(args, name)}")
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, received {args.max_steps}")
     return ExperimentConfig(
@@ -175,14 +179,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(threads)
-    from loretta.data import DataFetchError, load_polarity, fetch_polarity, split_examples
+    from loretta.data import DataFetchError, fetch_polarity, load_polarity, split_examples
     from loretta.experiment import run_experiment
     from loretta.report import format_table, write_outputs
 
     try:
         config = config_from_args(args)
         pairs = load_polarity(fetch_polarity(args.data_dir))
-        train, held_out = split_examples(pairs, config.train_size, config.eval_size, seed=config.seed)
+        train, held_out = split_examples(
+            pairs, config.train_size, config.eval_size, seed=config.seed
+        )
     except (ValueError, DataFetchError) as exc:
         print(f"loretta-train: error: {exc}", file=sys.stderr)
         return 2

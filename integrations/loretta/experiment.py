@@ -253,7 +253,9 @@ class _CausalTask:
         head, tail = PROMPT.split("{sentence}")
         self.head = tokenizer(head, add_special_tokens=False).input_ids
         self.tail = tokenizer(tail, add_special_tokens=False).input_ids
-        self.label_ids = [tokenizer(word, add_special_tokens=False).input_ids[0] for word in LABEL_WORDS]
+        self.label_ids = [
+            tokenizer(word, add_special_tokens=False).input_ids[0] for word in LABEL_WORDS
+        ]
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def encode(self, pairs: Sequence[tuple[str, int]]) -> Batch:
@@ -269,7 +271,12 @@ class _CausalTask:
             mask[i, width - len(row) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         labels = torch.tensor([label for _, label in pairs])
-        return {"input_ids": input_ids, "attention_mask": mask, "position_ids": positions, "labels": labels}
+        return {
+            "input_ids": input_ids,
+            "attention_mask": mask,
+            "position_ids": positions,
+            "labels": labels,
+        }
 
     def scores(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         out = model(
@@ -289,7 +296,9 @@ def _load(spec: ModelSpec) -> tuple[nn.Module, Any]:
     if spec.causal:
         model = AutoModelForCausalLM.from_pretrained(spec.path, **kwargs)
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(spec.path, num_labels=2, **kwargs)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            spec.path, num_labels=2, **kwargs
+        )
     return model, tokenizer
 
 
@@ -313,7 +322,10 @@ def _build(method: str, base: nn.Module, config: ExperimentConfig, causal: bool)
         model.requires_grad_(False)
         head = next((getattr(model, n) for n in ("classifier", "score") if hasattr(model, n)), None)
         if not isinstance(head, nn.Module):
-            raise ValueError(f"method 'head' needs a classifier head; {type(model).__name__} has none")
+            raise ValueError(
+                f"method 'head' needs a classifier head; received {type(model).__name__}, "
+                "which has none"
+            )
         head.requires_grad_(True)
         return model
     task = "CAUSAL_LM" if causal else "SEQ_CLS"
@@ -352,7 +364,9 @@ def _batches(
     return [[pairs[i] for i in index[start : start + size]] for start in range(0, len(index), size)]
 
 
-def _evaluate(model: nn.Module, task: Any, batches: list[Batch], progress: bool | None, label: str) -> float:
+def _evaluate(
+    model: nn.Module, task: Any, batches: list[Batch], progress: bool | None, label: str
+) -> float:
     model.eval()
     correct = total = 0
     with torch.inference_mode():
@@ -456,7 +470,11 @@ def run_experiment(
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         lr = 0.0 if method == "zero_shot" else (config.lr or default_lr(method, causal=spec.causal))
         start = time.perf_counter()
-        losses = [] if method == "zero_shot" else _train(model, task, train_batches, lr, config.progress, method)
+        losses = (
+            []
+            if method == "zero_shot"
+            else _train(model, task, train_batches, lr, config.progress, method)
+        )
         trained = time.perf_counter()
         accuracy = _evaluate(model, task, eval_batches, config.progress, method)
         result = MethodResult(

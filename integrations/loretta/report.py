@@ -5,8 +5,8 @@ Example:
     >>> from loretta.report import format_table
     >>> row = MethodResult("head", 770, 0.66, 10.0, 2.0, 125, 2e-3, [0.7, 0.6])
     >>> print(format_table([row]))
-    method         trainable params   held-out acc   seconds   s/step
-    head                        770         0.6600      12.0   0.0800
+    method        trainable params  held-out acc  seconds  s/step
+    head                       770        0.6600     12.0  0.0800
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def format_table(results: Sequence[MethodResult]) -> str:
             f"{row.train_seconds + row.eval_seconds:.1f}",
             f"{row.seconds_per_step:.4f}",
         )
-        lines.append(row.method.ljust(_WIDTHS[0]) + "".join(c.rjust(w) for c, w in zip(cells, _WIDTHS[1:])))
+        padded = "".join(cell.rjust(width) for cell, width in zip(cells, _WIDTHS[1:]))
+        lines.append(row.method.ljust(_WIDTHS[0]) + padded)
     return "\n".join(lines)
 
 
@@ -199,6 +200,7 @@ def write_outputs(
     name = settings.get("model", "")
     write_json(paths["json"], results, settings)
     _atomic_write(paths["table"], (format_table(results) + "\n").encode())
-    plot_accuracy(paths["accuracy_plot"], results, title=f"{name}: accuracy vs trainable parameters")
+    title = f"{name}: accuracy vs trainable parameters"
+    plot_accuracy(paths["accuracy_plot"], results, title=title)
     plot_losses(paths["loss_plot"], results, title=f"{name}: training loss")
     return paths

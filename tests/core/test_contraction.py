@@ -268,3 +268,38 @@ def test_torch_both_strategies_and_bfloat16():
     assert y.dtype == torch.bfloat16
     ref = x.double() @ ttm_dense([c.double() for c in bf_cores]).T
     assert ((y.double() - ref).norm() / ref.norm()).item() < 3e-2
+
+
+def test_torch_einsum_executor_and_its_fallback(monkeypatch):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    np_cores = _ttm_cores(rng, (4, 8, 8, 4), (4, 8, 8, 4), 8)
+    cores = [torch.nn.Parameter(torch.from_numpy(c)) for c in np_cores]
+    info = contraction_info(cores, 64)
+    assert info.strategy == "tt" and info.tt_cost.seconds >= contraction.EINSUM_MIN_SECONDS
+    assert info.einsum_path == tuple(i for step in info.path for i in step)
+    assert contraction_info(cores, 1).einsum_path is None  # small networks run the steps
+    x = torch.from_numpy(rng.standard_normal((64, 1024))).requires_grad_()
+    calls = []
+    original = torch._VF.einsum
+    monkeypatch.setattr(
+        torch._VF, "einsum", lambda *a, **k: calls.append(k["path"]) or original(*a, **k)
+    )
+    y = ttm_matvec(cores, x)
+    y.square().sum().backward()
+    assert calls == [list(info.einsum_path)]
+    grads = [x.grad, *(c.grad for c in cores)]
+    ref = x.detach().numpy() @ _einsum_dense(np_cores).T
+    np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-10, atol=1e-10)
+    assert ttm_matvec(np_cores, x.detach().numpy()).shape == (64, 1024)  # numpy: the steps
+    assert len(calls) == 1
+
+    # a torch whose _VF.einsum takes no path: the call raises TypeError, the steps run
+    monkeypatch.setattr(torch._VF, "einsum", lambda equation, operands: pytest.fail("no path"))
+    for t in (x, *cores):
+        t.grad = None
+    y2 = ttm_matvec(cores, x)
+    y2.square().sum().backward()
+    torch.testing.assert_close(y2, y)
+    for before, t in zip(grads, (x, *cores)):
+        torch.testing.assert_close(t.grad, before)

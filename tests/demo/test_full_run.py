@@ -21,7 +21,8 @@ def test_default_run_meets_the_targets(tmp_path, capsys):
     start = time.perf_counter()
     assert main(["--threads", "1", "--output-dir", str(tmp_path)]) == 0
     seconds = time.perf_counter() - start
-    rows = {row["method"]: row for row in json.loads((tmp_path / "results.json").read_text())["results"]}
+    report = json.loads((tmp_path / "results.json").read_text())
+    rows = {row["method"]: row for row in report["results"]}
     with capsys.disabled():
         print(f"\ndefault run: {seconds:.0f} s\n{(tmp_path / 'results.txt').read_text()}")
     adp, rep, lora, head = (rows[name] for name in ("loretta_adp", "loretta_rep", "lora", "head"))
