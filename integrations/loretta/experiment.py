@@ -15,7 +15,7 @@ the training examples in the same seeded order and is evaluated on the same held
 Example:
     >>> from loretta.experiment import default_lr
     >>> default_lr("lora", causal=False)
-    0.002
+    0.004
 """
 
 from __future__ import annotations
@@ -50,10 +50,13 @@ CAUSAL_METHODS = ("zero_shot", "loretta_adp", "loretta_rep", "lora", "full")
 PROMPT = "Movie review: {sentence}\nIs this review positive or negative? Answer:"
 LABEL_WORDS = (" negative", " positive")
 
-_LR = {  # per-method defaults: (sequence classifier, causal LM), tuned on the default runs
-    "loretta_adp": (5e-3, 2e-3),
+# Per-method defaults: (sequence classifier, causal LM). The classifier values of LoRETTA_adp
+# and LoRA were chosen on a development set (benchmarks/tune_demo.py: the 1,000 sentences the
+# default split leaves out, mean over training seeds), never on the held-out set.
+_LR = {
+    "loretta_adp": (1e-2, 2e-3),
     "loretta_rep": (5e-3, 2e-3),
-    "lora": (2e-3, 1e-3),
+    "lora": (4e-3, 1e-3),
     "head": (2e-3, 2e-3),
     "full": (5e-5, 1e-5),
 }
@@ -163,7 +166,9 @@ class ExperimentConfig:
         max_length: Tokens kept per sentence.
         lr: One learning rate for every method, or None for the per-method defaults.
         seed: Seed of the split, initialisations, dropout and batch order.
-        bottleneck: LoRETTA_adp bottleneck size.
+        bottleneck: LoRETTA_adp bottleneck size; None: 16 for a classifier (within a third of
+            LoRA's parameters), 64 (the paper's) for a causal LM.
+        scaling: LoRETTA_adp's factor on the adapter branch.
         tensor_rank: TT rank of both LoRETTA methods.
         train_norms: Whether LoRETTA also trains the layer norms.
         tt_pooler: Whether LoRETTA replaces a classifier's pooler by a trainable TT layer.
@@ -181,7 +186,8 @@ class ExperimentConfig:
     max_length: int = 64
     lr: float | None = None
     seed: int = 0
-    bottleneck: int = 16
+    bottleneck: int | None = None
+    scaling: float = 1.0
     tensor_rank: int = 5
     train_norms: bool = False
     tt_pooler: bool = True
@@ -349,7 +355,9 @@ def _build(method: str, base: nn.Module, config: ExperimentConfig, causal: bool)
         "task_type": task,
     }
     if method == "loretta_adp":
-        return get_peft_model(model, LorettaAdpConfig(bottleneck_size=config.bottleneck, **common))
+        bottleneck = config.bottleneck or (64 if causal else 16)
+        adp = LorettaAdpConfig(bottleneck_size=bottleneck, scaling=config.scaling, **common)
+        return get_peft_model(model, adp)
     if method == "loretta_rep":
         rep = LorettaRepConfig(r=config.lora_r, lora_alpha=2 * config.lora_r, **common)
         return get_peft_model(model, rep)

@@ -218,19 +218,49 @@ class LorettaModel(nn.Module):
     # --- saving ---------------------------------------------------------------------------
 
     def save_pretrained(
-        self, save_directory: str | os.PathLike, adapter_name: str | None = None
+        self, save_directory: str | os.PathLike, selected_adapters: list[str] | None = None
     ) -> None:
-        """Write ``adapter_config.json`` and ``adapter_model.safetensors`` (atomically).
+        """Write ``adapter_config.json`` and ``adapter_model.safetensors`` per adapter (atomically).
 
-        The file holds every trainable tensor of the adapter: TT factors, norms, heads, the
-        TT pooler, ``modules_to_save`` and trained biases.
+        PEFT's layout: the adapter named ``"default"`` goes in ``save_directory`` itself, any
+        other adapter ``name`` in ``save_directory/name``. Each file holds every trainable
+        tensor of its adapter: TT factors, norms, heads, the TT pooler, ``modules_to_save``
+        and trained biases.
+
+        Args:
+            save_directory: Folder to write (created if missing).
+            selected_adapters: Names of the adapters to save; ``None`` saves all of them.
+
+        Raises:
+            ValueError: ``selected_adapters`` names an adapter this model does not have.
+
+        Example:
+            >>> import tempfile, torch
+            >>> from transformers import BertConfig, BertModel
+            >>> from loretta import LorettaAdpConfig, LorettaModel, get_peft_model
+            >>> def bert():
+            ...     torch.manual_seed(0)
+            ...     return BertModel(BertConfig(hidden_size=32, num_hidden_layers=1,
+            ...         num_attention_heads=4, intermediate_size=64, vocab_size=50))
+            >>> model = get_peft_model(bert(), LorettaAdpConfig(bottleneck_size=4))
+            >>> model.add_adapter("task_b", LorettaAdpConfig(bottleneck_size=8))
+            >>> folder = tempfile.mkdtemp()
+            >>> model.save_pretrained(folder)  # default in folder, task_b in folder/task_b
+            >>> reloaded = LorettaModel.from_pretrained(bert(), f"{folder}/task_b", "task_b")
+            >>> reloaded.peft_config["task_b"].bottleneck_size
+            8
         """
-        name = self.active_adapter if adapter_name is None else adapter_name
-        self._check_name(name)
-        config = self.peft_config[name]
-        os.makedirs(save_directory, exist_ok=True)
-        save_adapter_file(self.base_model, config, name, save_directory)
-        config.save_pretrained(save_directory)
+        names = list(self.peft_config) if selected_adapters is None else list(selected_adapters)
+        for name in names:
+            self._check_name(name)
+        for name in names:
+            directory = os.fspath(save_directory)
+            if name != "default":
+                directory = os.path.join(directory, name)
+            os.makedirs(directory, exist_ok=True)
+            config = self.peft_config[name]
+            save_adapter_file(self.base_model, config, name, directory)
+            config.save_pretrained(directory)
 
     @classmethod
     def from_pretrained(

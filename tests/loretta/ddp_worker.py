@@ -4,13 +4,12 @@ Usage: ddp_worker.py RANK WORLD_SIZE PORT OUT_DIR; trains a LoRETTA_adp and a Lo
 and writes each rank's trainable parameters to OUT_DIR/rank{RANK}_{method}.pt.
 """
 
-import sys
-
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from gloo_setup import init_from_argv
 from loretta import LorettaAdpConfig, LorettaRepConfig, get_peft_model
 
 
@@ -36,11 +35,7 @@ def train(rank: int, method: str, out_dir: str) -> None:
 
 
 def main() -> None:
-    rank, world, port, out_dir = sys.argv[1:5]
-    rank, world = int(rank), int(world)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world)
+    rank, _, out_dir = init_from_argv()
     for method in ("adp", "rep"):
         train(rank, method, out_dir)
     dist.destroy_process_group()

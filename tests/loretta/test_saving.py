@@ -127,17 +127,35 @@ def test_not_trainable_load_freezes_everything(make_model, batch, train, tmp_pat
     assert names and all(".new." in n for n in names)
 
 
-def test_named_adapter_saves_and_loads_under_its_name(make_model, batch, train, tmp_path):
+def test_named_adapters_save_in_peft_layout_and_load_under_their_names(
+    make_model, batch, train, tmp_path
+):
     model = get_peft_model(make_model("bert"), LorettaAdpConfig(bottleneck_size=4,
                                                                task_type="SEQ_CLS"))
+    train(model, batch)
+    expected_default = _logits(model, batch)
     model.add_adapter("task_b", LorettaAdpConfig(bottleneck_size=8, task_type="SEQ_CLS",
                                                  train_norms=True))
     model.set_adapter("task_b")
     train(model, batch)
-    expected = _logits(model, batch)
+    expected_b = _logits(model, batch)
     model.set_adapter("default")
-    model.save_pretrained(tmp_path, adapter_name="task_b")
-    assert LorettaConfig.from_pretrained(tmp_path).bottleneck_size == 8
-    loaded = LorettaModel.from_pretrained(make_model("bert"), tmp_path, adapter_name="task_b")
-    assert loaded.active_adapter == "task_b"
-    assert torch.equal(_logits(loaded, batch), expected)
+    model.save_pretrained(tmp_path)  # all adapters: default at the root, task_b in a subfolder
+    assert LorettaConfig.from_pretrained(tmp_path).bottleneck_size == 4
+    assert LorettaConfig.from_pretrained(tmp_path / "task_b").bottleneck_size == 8
+    loaded = LorettaModel.from_pretrained(make_model("bert"), tmp_path)
+    assert torch.equal(_logits(loaded, batch), expected_default)
+    loaded.load_adapter(tmp_path / "task_b", "task_b")
+    loaded.set_adapter("task_b")
+    assert torch.equal(_logits(loaded, batch), expected_b)
+
+
+def test_selected_adapters_saves_only_those(make_model, tmp_path):
+    model = get_peft_model(make_model("bert"), LorettaAdpConfig(bottleneck_size=4))
+    model.add_adapter("task_b", LorettaAdpConfig(bottleneck_size=8))
+    model.save_pretrained(tmp_path, selected_adapters=["task_b"])
+    assert sorted(os.listdir(tmp_path)) == ["task_b"]
+    assert sorted(os.listdir(tmp_path / "task_b")) == sorted([CONFIG_NAME, WEIGHTS_NAME])
+    with pytest.raises(ValueError, match="adapter_name: expected one of .*'nope'"):
+        model.save_pretrained(tmp_path / "other", selected_adapters=["nope"])
+    assert not (tmp_path / "other").exists()  # nothing written before the names are checked

@@ -33,14 +33,14 @@ def _peft_model(make_model, model, method):
     return get_peft_model(base.train(), CONFIGS[method]())
 
 
-def _trainer(peft, out_dir):
+def _trainer(peft, out_dir, callbacks=None):
     from transformers import Trainer, TrainingArguments
 
     args = TrainingArguments(output_dir=str(out_dir), max_steps=4, save_steps=2,
                              per_device_train_batch_size=4, learning_rate=1e-2, seed=0,
                              use_cpu=True, report_to=[], disable_tqdm=True,
                              remove_unused_columns=False, dataloader_num_workers=0)
-    return Trainer(model=peft, args=args, train_dataset=_dataset())
+    return Trainer(model=peft, args=args, train_dataset=_dataset(), callbacks=callbacks)
 
 
 def _trainable(peft):
@@ -82,6 +82,35 @@ def test_trainer_checkpoints_only_the_adapter_and_resumes_exactly(make_model, ba
     peft.eval()
     with torch.no_grad():
         assert torch.equal(loaded(**batch).logits, peft(**batch).logits)
+
+
+def test_save_adapter_callback_makes_checkpoints_loadable_adapters(make_model, batch, tmp_path):
+    from loretta.callbacks import SaveAdapterCallback
+
+    peft = _peft_model(make_model, "gpt2", "rep")
+    peft.add_adapter("other", LorettaRepConfig(r=2))
+    _trainer(peft, tmp_path / "run", callbacks=[SaveAdapterCallback()]).train()
+    for step in (2, 4):
+        folder = tmp_path / "run" / f"checkpoint-{step}"
+        assert (folder / "adapter_config.json").is_file()
+        assert (folder / "other" / "adapter_model.safetensors").is_file()  # every adapter
+    loaded = LorettaModel.from_pretrained(make_model("gpt2", layers=2), tmp_path / "run" /
+                                          "checkpoint-4")
+    peft.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(**batch).logits, peft(**batch).logits)
+
+
+def test_save_adapter_callback_rejects_a_plain_model(make_model, tmp_path):
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from loretta.callbacks import SaveAdapterCallback
+
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    with pytest.raises(TypeError, match="expected the Trainer's model to be a LorettaModel, "
+                                        "received GPT2LMHeadModel"):
+        SaveAdapterCallback().on_save(args, TrainerState(), TrainerControl(),
+                                      model=make_model("gpt2", layers=2))
 
 
 def test_state_dict_is_the_adapter_and_loads_strictly(make_model):
