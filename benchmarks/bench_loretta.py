@@ -21,10 +21,9 @@ named ``*Norm*``: BERT yes, Llama no) -- and ``official_*`` is the official pack
 transformers) are the frozen model's share of the paper methods: no adapter or update runs,
 but the tensors they would train through are made to require a gradient (``FLOOR_REACH``) and
 the norms train as in the paper, so the backward pass reaches exactly as far. No adapter
-implementation on that transformers version can take less time than its floor.
-The official code rejects hidden sizes 512 and
-384 (KeyError); the worker adds the shapes our planner gives (``ttnet.plans.loretta_tensor_shape``)
-to its tables, nothing else.
+implementation on that transformers version can take less time than its floor. The official
+code rejects hidden sizes 512 and 384 (KeyError); the worker adds the shapes our planner gives
+(``ttnet.plans.loretta_tensor_shape``) to its tables, nothing else.
 
 Step time: median over the timed steps of forward + backward + optimizer step, pooled over
 the rounds; every round runs every case once in a fresh process, in turn, so that the box's
@@ -245,7 +244,8 @@ def main() -> None:
     """Run every case (interleaved over rounds) and print the table with ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per round (after 2 warm-up)")
+    parser.add_argument("--steps", type=int, default=5,
+                        help="timed steps per round (after 2 warm-up)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds; each runs every case once, in turn, in a fresh process")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")

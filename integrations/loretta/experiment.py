@@ -355,7 +355,9 @@ def _build(method: str, base: nn.Module, config: ExperimentConfig, causal: bool)
         "task_type": task,
     }
     if method == "loretta_adp":
-        bottleneck = config.bottleneck or (64 if causal else 16)
+        bottleneck = config.bottleneck
+        if bottleneck is None:
+            bottleneck = 64 if causal else 16
         adp = LorettaAdpConfig(bottleneck_size=bottleneck, scaling=config.scaling, **common)
         return get_peft_model(model, adp)
     if method == "loretta_rep":
