@@ -8,8 +8,9 @@ that a default is chosen on its mean over seeds and not on one lucky run of the 
 
 Each candidate is ``METHOD[:FIELD=VALUE,...]`` with fields of
 :class:`loretta.experiment.ExperimentConfig` (``lr``, ``bottleneck``, ``tensor_rank``,
-``train_norms``, ``tt_pooler``, ...). One table row per candidate: trainable parameters, mean
-and standard deviation of the development accuracy, and the accuracy of every seed.
+``train_norms``, ``tt_pooler``, ``non_linearity``, ...). One table row per candidate: trainable
+parameters, mean and standard deviation of the development accuracy, and the accuracy of every
+seed.
 
 Usage::
 
@@ -43,6 +44,8 @@ def parse_candidate(text: str) -> tuple[str, dict[str, object]]:
             overrides[name] = value.lower() in ("1", "true", "yes")
         elif "float" in kind:
             overrides[name] = float(value)
+        elif "str" in kind:
+            overrides[name] = value
         else:
             overrides[name] = int(value)
     return method, overrides

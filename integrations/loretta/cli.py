@@ -22,6 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ttnet_nn.adapter import ACTIVATIONS
+
 if TYPE_CHECKING:
     from loretta.experiment import ExperimentConfig
 
@@ -78,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--bottleneck", type=int, default=None,
         help="LoRETTA_adp bottleneck size (default 16 for a classifier, to stay within a third "
         "of LoRA's parameters; 64, the paper's, for a causal LM)")
+    add("--non-linearity", default=None, choices=sorted(ACTIVATIONS),
+        help="LoRETTA_adp activation between down and up projection (default gelu for a "
+        "classifier, chosen on a development set; relu, the paper's, for a causal LM)")
     add("--tensor-rank", type=int, default=5, help="TT rank of both LoRETTA methods (default 5)")
     add("--lora-r", type=int, default=8, help="rank of LoRA and LoRETTA_rep (default 8)")
     add("--train-norms", action=argparse.BooleanOptionalAction, default=False,
@@ -139,6 +144,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         lr=args.lr,
         seed=args.seed,
         bottleneck=args.bottleneck,
+        non_linearity=args.non_linearity,
         tensor_rank=args.tensor_rank,
         train_norms=args.train_norms,
         tt_pooler=args.tt_pooler,

@@ -169,6 +169,9 @@ class ExperimentConfig:
         bottleneck: LoRETTA_adp bottleneck size; None: 16 for a classifier (within a third of
             LoRA's parameters), 64 (the paper's) for a causal LM.
         scaling: LoRETTA_adp's factor on the adapter branch.
+        non_linearity: LoRETTA_adp's activation between down and up projection; None: ``gelu``
+            for a classifier (chosen on the development set), ``relu`` (the paper's) for a
+            causal LM.
         tensor_rank: TT rank of both LoRETTA methods.
         train_norms: Whether LoRETTA also trains the layer norms.
         tt_pooler: Whether LoRETTA replaces a classifier's pooler by a trainable TT layer.
@@ -188,6 +191,7 @@ class ExperimentConfig:
     seed: int = 0
     bottleneck: int | None = None
     scaling: float = 1.0
+    non_linearity: str | None = None
     tensor_rank: int = 5
     train_norms: bool = False
     tt_pooler: bool = True
@@ -358,7 +362,12 @@ def _build(method: str, base: nn.Module, config: ExperimentConfig, causal: bool)
         bottleneck = config.bottleneck
         if bottleneck is None:
             bottleneck = 64 if causal else 16
-        adp = LorettaAdpConfig(bottleneck_size=bottleneck, scaling=config.scaling, **common)
+        activation = config.non_linearity
+        if activation is None:
+            activation = "relu" if causal else "gelu"
+        adp = LorettaAdpConfig(
+            bottleneck_size=bottleneck, scaling=config.scaling, non_linearity=activation, **common
+        )
         return get_peft_model(model, adp)
     if method == "loretta_rep":
         rep = LorettaRepConfig(r=config.lora_r, lora_alpha=2 * config.lora_r, **common)

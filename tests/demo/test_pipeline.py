@@ -70,6 +70,16 @@ def test_defaults_follow_the_model():
     smol = config_from_args(build_parser().parse_args(["--model", "smollm2", "--full"]))
     assert smol.methods == ("zero_shot", "loretta_adp", "full")
     assert resolve_model("smollm2").gguf_file.endswith(".gguf")
+    assert minilm.non_linearity is None  # per-model default, filled in when the adapter is built
+    tanh = config_from_args(build_parser().parse_args(["--non-linearity", "tanh"]))
+    assert tanh.non_linearity == "tanh"
+
+
+def test_unknown_activation_is_named(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--non-linearity", "softsign"])
+    assert exit_info.value.code == 2
+    assert "--non-linearity: invalid choice: 'softsign'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("method", ["loretta_adp", "loretta_rep", "lora", "head", "full"])
@@ -83,9 +93,10 @@ def test_unknown_model_is_named():
         resolve_model("no/such/model")
 
 
-@pytest.mark.parametrize("causal, expected", [(False, 16), (True, 64)])
-def test_default_bottleneck_follows_the_model(causal, expected):
-    """16 keeps a classifier within a third of LoRA's parameters; a causal LM gets the paper's 64."""
+@pytest.mark.parametrize("causal, expected, activation", [(False, 16, "gelu"), (True, 64, "relu")])
+def test_default_bottleneck_and_activation_follow_the_model(causal, expected, activation):
+    """16 keeps a classifier within a third of LoRA's parameters; a causal LM gets the paper's 64.
+    GELU was chosen for a classifier on the development set; a causal LM keeps the paper's ReLU."""
     from transformers import BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForCausalLM
 
     from loretta.experiment import _build
@@ -100,5 +111,8 @@ def test_default_bottleneck_follows_the_model(causal, expected):
                                                         intermediate_size=128, vocab_size=100))
     model = _build("loretta_adp", base, ExperimentConfig(), causal)
     assert {config.bottleneck_size for config in model.peft_config.values()} == {expected}
-    explicit = _build("loretta_adp", base, ExperimentConfig(bottleneck=8), causal)
+    assert model.peft_config["default"].non_linearity == activation
+    explicit = _build("loretta_adp", base, ExperimentConfig(bottleneck=8, non_linearity="tanh"),
+                      causal)
     assert explicit.peft_config["default"].bottleneck_size == 8
+    assert explicit.peft_config["default"].non_linearity == "tanh"
