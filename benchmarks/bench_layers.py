@@ -20,8 +20,9 @@ then one matmul) of the TT factors of adapters, LoRA updates (paper and planned 
 error, and prints per case the measured and modelled times, the route the fitted model picks and
 the faster measured one.
 
-Usage: ``python benchmarks/bench_layers.py [--threads 1] [--repeats 15] [--calibrate]``. torchtt
-is best run from a separate venv that sees this one (see benchmarks/RESULTS.md).
+Usage: ``python benchmarks/bench_layers.py [--threads 1] [--repeats 15] [--calibrate]
+[--parts linear,overhead] [--einsum-min-seconds S]``. torchtt is best run from a separate venv
+that sees this one (see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ def calibrate(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    """Parse arguments, set the thread count, run both parts."""
+    """Parse arguments, set the thread count, run the chosen parts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
     parser.add_argument("--repeats", type=int, default=15, help="timed calls per case (15)")
@@ -248,7 +249,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--calibrate", action="store_true",
                         help="fit the contraction cost model instead of parts 1-2")
+    parser.add_argument("--parts", default="linear,overhead",
+                        help="comma-separated parts to run: linear (1), overhead (2) "
+                        "(default both)")
+    parser.add_argument("--einsum-min-seconds", type=float, default=None,
+                        help="override ttnet.contraction.EINSUM_MIN_SECONDS (inf: never use the "
+                        "single einsum call, run the tensordot steps)")
     args = parser.parse_args()
+    parts = {part.strip() for part in args.parts.split(",") if part.strip()}
+    if not parts or not parts <= {"linear", "overhead"}:
+        parser.error(f"--parts must name linear and/or overhead, received {args.parts!r}")
+    if args.einsum_min_seconds is not None:
+        contraction.EINSUM_MIN_SECONDS = args.einsum_min_seconds
     torch.set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device_name}, "
@@ -256,8 +268,10 @@ def main() -> None:
     if args.calibrate:
         calibrate(args)
         return
-    bench_linear(args)
-    bench_overhead(args)
+    if "linear" in parts:
+        bench_linear(args)
+    if "overhead" in parts:
+        bench_overhead(args)
 
 
 if __name__ == "__main__":
