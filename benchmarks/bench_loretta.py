@@ -255,6 +255,9 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
+    unknown = sorted(set(args.models.split(",")) - set(MODELS))
+    if unknown:
+        parser.error(f"--models must be among {MODELS}, received {unknown}")
     official = str(ensure_official_venv(args.official_venv))
     shapes = paper_shapes()
     print(f"# bench_loretta: CPU {platform.processor() or platform.machine()}, "

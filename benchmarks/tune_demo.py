@@ -40,14 +40,19 @@ def parse_candidate(text: str) -> tuple[str, dict[str, object]]:
         if name not in types:
             raise SystemExit(f"unknown field {name!r} in candidate {text!r}; known: {sorted(types)}")
         kind = str(types[name])
-        if "bool" in kind:
-            overrides[name] = value.lower() in ("1", "true", "yes")
-        elif "float" in kind:
-            overrides[name] = float(value)
-        elif "str" in kind:
-            overrides[name] = value
-        else:
-            overrides[name] = int(value)
+        try:
+            if "bool" in kind:
+                overrides[name] = {"true": True, "false": False}[value.lower()]
+            elif "float" in kind:
+                overrides[name] = float(value)
+            elif "str" in kind:
+                overrides[name] = value
+            else:
+                overrides[name] = int(value)
+        except (KeyError, ValueError):
+            expected = "true or false" if "bool" in kind else f"a {kind} value"
+            raise SystemExit(f"field {name!r} in candidate {text!r}: expected {expected}, "
+                             f"received {value!r}") from None
     return method, overrides
 
 
