@@ -20,6 +20,7 @@ from ttnet._backend import (
     get_namespace,
     is_complex,
     qr,
+    upcast_half,
 )
 
 Array = Any
@@ -116,33 +117,60 @@ def dot(a: Sequence[Array], b: Sequence[Array]) -> Array:
     return m[0, 0]
 
 
-def orthogonalize_left(cores: Sequence[Array]) -> list[Array]:
-    """Same tensor with cores ``0..d-2`` left-orthonormal (QR sweep left to right)."""
+def _upcast(cores: Sequence[Array]) -> tuple[list[Array], Any]:
+    """Cores in float32 when they are float16/bfloat16 (QR has no half precision), and the
+    original dtype to cast back to (``None`` when no cast was needed)."""
+    half = upcast_half(cores[0])[1]
+    if half is None:
+        return list(cores), None
+    return [upcast_half(c)[0] for c in cores], half
+
+
+def _cast_back(cores: list[Array], half: Any) -> list[Array]:
+    if half is None:
+        return cores
     xp = get_namespace(cores[0])
-    out = list(cores)
+    return [xp.astype(c, half) for c in cores]
+
+
+def orthogonalize_left(cores: Sequence[Array]) -> list[Array]:
+    """Same tensor with cores ``0..d-2`` left-orthonormal (QR sweep left to right).
+
+    float16/bfloat16 cores are orthogonalised in float32 and cast back.
+    """
+    xp = get_namespace(cores[0])
+    out, half = _upcast(cores)
     for k in range(len(out) - 1):
         r0, n, r1 = (int(s) for s in out[k].shape)
         q, r = qr(xp.reshape(out[k], (r0 * n, r1)))
         out[k] = xp.reshape(q, (r0, n, int(q.shape[1])))
         out[k + 1] = xp.tensordot(r, out[k + 1], axes=([1], [0]))
-    return out
+    return _cast_back(out, half)
 
 
 def orthogonalize_right(cores: Sequence[Array]) -> list[Array]:
-    """Same tensor with cores ``1..d-1`` right-orthonormal (QR sweep right to left)."""
+    """Same tensor with cores ``1..d-1`` right-orthonormal (QR sweep right to left).
+
+    float16/bfloat16 cores are orthogonalised in float32 and cast back.
+    """
     xp = get_namespace(cores[0])
-    out = list(cores)
+    out, half = _upcast(cores)
     for k in range(len(out) - 1, 0, -1):
         r0, n, r1 = (int(s) for s in out[k].shape)
         q, r = qr(conj_t(xp.reshape(out[k], (r0, n * r1))))
         rank = int(q.shape[1])
         out[k] = xp.reshape(conj_t(q), (rank, n, r1))
         out[k - 1] = xp.tensordot(out[k - 1], conj_t(r), axes=([2], [0]))
-    return out
+    return _cast_back(out, half)
 
 
 def norm(cores: Sequence[Array]) -> Array:
-    """Frobenius norm via left orthogonalisation (accurate, no full tensor)."""
+    """Frobenius norm via left orthogonalisation (accurate, no full tensor).
+
+    Computed in float32 for float16/bfloat16 cores; returned in the cores' dtype.
+    """
     xp = get_namespace(cores[0])
-    last = orthogonalize_left(cores)[-1]
-    return xp.linalg.vector_norm(xp.reshape(last, (-1,)))
+    wide, half = _upcast(cores)
+    last = orthogonalize_left(wide)[-1]
+    value = xp.linalg.vector_norm(xp.reshape(last, (-1,)))
+    return value if half is None else xp.astype(value, half)

@@ -100,15 +100,76 @@ class TTLoRAUpdate(nn.Module):
         # scaling applied to the r-wide intermediate (B has no bias): one small multiply
         return self.lora_B(self.lora_A(self.lora_dropout(x)) * self.scaling)
 
-    def delta_weight(self) -> torch.Tensor:
-        """The update as a dense ``(out_features, in_features)`` matrix: ``scaling * B @ A``.
+    def delta_weight(self, fan_in_fan_out: bool = False) -> torch.Tensor:
+        """The update as a dense matrix ``scaling * B @ A``.
+
+        Args:
+            fan_in_fan_out: False for a weight stored ``(out_features, in_features)`` (as
+                ``nn.Linear``), True for one stored ``(in_features, out_features)``.
 
         Example:
             >>> update = TTLoRAUpdate(10, 6, r=2, lora_alpha=4)
+            >>> update.delta_weight().shape, update.delta_weight(fan_in_fan_out=True).shape
+            (torch.Size([6, 10]), torch.Size([10, 6]))
             >>> update.delta_weight().count_nonzero().item()
             0
         """
-        return self.scaling * (self.lora_B.dense_weight() @ self.lora_A.dense_weight())
+        delta = self.scaling * (self.lora_B.dense_weight() @ self.lora_A.dense_weight())
+        return delta.T if fan_in_fan_out else delta
+
+    def _checked_weight(self, weight: torch.Tensor, fan_in_fan_out: bool) -> None:
+        expected = (
+            (self.in_features, self.out_features)
+            if fan_in_fan_out
+            else (self.out_features, self.in_features)
+        )
+        if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != expected:
+            shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight)
+            raise ValueError(
+                f"weight: expected shape {expected} for fan_in_fan_out={bool(fan_in_fan_out)} "
+                f"(in_features={self.in_features}, out_features={self.out_features}), "
+                f"received {shape}"
+            )
+
+    @torch.no_grad()
+    def merge_into(self, weight: torch.Tensor, fan_in_fan_out: bool = False) -> None:
+        """Add the update to ``weight`` in place (in the weight's dtype).
+
+        Args:
+            weight: the adapted layer's weight, ``(out, in)`` or, with ``fan_in_fan_out``,
+                ``(in, out)``.
+            fan_in_fan_out: how ``weight`` is stored (see :meth:`delta_weight`).
+
+        Raises:
+            ValueError: ``weight`` does not have the shape that ``fan_in_fan_out`` implies.
+
+        Example:
+            >>> update = TTLoRAUpdate(4, 3, r=2, lora_alpha=2)
+            >>> weight = torch.zeros(3, 4)
+            >>> update.merge_into(weight)
+            >>> update.merge_into(torch.zeros(3, 4), fan_in_fan_out=True)
+            Traceback (most recent call last):
+            ...
+            ValueError: weight: expected shape (4, 3) for fan_in_fan_out=True (in_features=4, out_features=3), received (3, 4)
+        """
+        self._checked_weight(weight, fan_in_fan_out)
+        weight.add_(self.delta_weight(fan_in_fan_out).to(weight.dtype))
+
+    @torch.no_grad()
+    def unmerge_from(self, weight: torch.Tensor, fan_in_fan_out: bool = False) -> None:
+        """Subtract the update from ``weight`` in place (the inverse of :meth:`merge_into`).
+
+        Example:
+            >>> update = TTLoRAUpdate(4, 3, r=2, lora_alpha=2)
+            >>> with torch.no_grad():
+            ...     _ = update.lora_B.cores[-1].normal_()
+            >>> weight = torch.zeros(3, 4)
+            >>> update.merge_into(weight); update.unmerge_from(weight)
+            >>> bool(weight.abs().max() < 1e-6)
+            True
+        """
+        self._checked_weight(weight, fan_in_fan_out)
+        weight.sub_(self.delta_weight(fan_in_fan_out).to(weight.dtype))
 
     def extra_repr(self) -> str:
         """Sizes and scaling."""
@@ -212,10 +273,6 @@ class TTLoRA(TTLoRAUpdate):
             return result
         return result + super().forward(x).to(result.dtype)
 
-    def _base_delta(self) -> torch.Tensor:
-        delta = self.delta_weight()
-        return delta.T if self.fan_in_fan_out else delta
-
     @torch.no_grad()
     def merge(self) -> None:
         """Add the update to the base layer's weight (no-op if already merged).
@@ -227,8 +284,7 @@ class TTLoRA(TTLoRAUpdate):
             True
         """
         if not self.merged:
-            weight = self.base_layer.weight
-            weight.add_(self._base_delta().to(weight.dtype))
+            self.merge_into(self.base_layer.weight, self.fan_in_fan_out)
             self.merged = True
 
     @torch.no_grad()
@@ -245,8 +301,7 @@ class TTLoRA(TTLoRAUpdate):
             (True, False)
         """
         if self.merged:
-            weight = self.base_layer.weight
-            weight.sub_(self._base_delta().to(weight.dtype))
+            self.unmerge_from(self.base_layer.weight, self.fan_in_fan_out)
             self.merged = False
 
     def extra_repr(self) -> str:

@@ -191,9 +191,7 @@ class LoraWrapper(_Wrapper):
     @torch.no_grad()
     def merge(self, name: str) -> None:
         """Add the dense update of adapter ``name`` to the base weight (in the weight's dtype)."""
-        delta = self.loretta_rep[name].delta_weight()
-        weight = self.base_layer.weight
-        weight.add_((delta.T if self.fan_in_fan_out else delta).to(weight.dtype))
+        self.loretta_rep[name].merge_into(self.base_layer.weight, self.fan_in_fan_out)
 
 
 class ReplacementWrapper(_Wrapper):

@@ -188,3 +188,30 @@ def test_round_method_uses_rank_rules():
     assert max(doubled.round(max_rank=1).ranks) == 1
     assert doubled.round(max_params=20).num_params <= 20
     assert R.count_params(a.shape, a.ranks) == a.num_params
+
+
+@pytest.mark.parametrize("lib,dtype", [("numpy", "float16"), ("torch", "float16"),
+                                       ("torch", "bfloat16")])
+def test_half_precision_norm_and_orthogonalisation(lib, dtype):
+    """Half-precision cores: norm and both orthogonalisations run (in float32) and keep the
+    dtype; the values agree with a float64 reference to the half format's resolution."""
+    rng = np.random.default_rng(7)
+    ref = [rng.standard_normal(s) for s in [(1, 5, 3), (3, 4, 2), (2, 6, 1)]]
+    if lib == "numpy":
+        cores = [c.astype(dtype) for c in ref]
+        back = np.asarray
+    else:
+        torch = pytest.importorskip("torch")
+        cores = [torch.tensor(c, dtype=getattr(torch, dtype)) for c in ref]
+        back = lambda t: t.float().numpy()  # noqa: E731
+    tt = TensorTrain(cores)
+    exact = [back(c).astype(np.float64) for c in cores]  # the rounded cores, in float64
+    dense = TensorTrain(exact).full()
+    tol = 2e-2 if dtype == "bfloat16" else 3e-3
+    norm = tt.norm()
+    assert str(norm.dtype).endswith(dtype)
+    assert abs(float(norm) - np.linalg.norm(dense)) <= tol * np.linalg.norm(dense)
+    for ortho in (tt.orthogonalize_left(), tt.orthogonalize_right()):
+        assert all(str(c.dtype).endswith(dtype) for c in ortho.cores)
+        got = TensorTrain([back(c).astype(np.float64) for c in ortho.cores]).full()
+        assert np.linalg.norm(got - dense) <= tol * np.linalg.norm(dense)
