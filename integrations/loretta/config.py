@@ -13,9 +13,10 @@ import enum
 import json
 import numbers
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from ttnet.atomic import atomic_write
 
 CONFIG_NAME = "adapter_config.json"
 BIAS_CHOICES = ("none", "all", "loretta_only")
@@ -155,7 +156,7 @@ class LorettaConfig:
         """Write ``adapter_config.json`` into ``save_directory`` atomically (temp file + rename)."""
         os.makedirs(save_directory, exist_ok=True)
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-        atomic_write(os.path.join(save_directory, CONFIG_NAME), text.encode("utf-8"))
+        atomic_write(os.path.join(save_directory, CONFIG_NAME), text)
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> LorettaConfig:
@@ -286,30 +287,3 @@ class LorettaRepConfig(LorettaConfig):
             "lora_dropout", 0.0 if self.lora_dropout is None else self.lora_dropout
         )
         self.fan_in_fan_out = _optional_bool("fan_in_fan_out", self.fan_in_fan_out)
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    A reader never sees a half-written file: it finds the old file or the new one.
-
-    Example:
-        >>> import os, tempfile
-        >>> from loretta.config import atomic_write
-        >>> path = os.path.join(tempfile.mkdtemp(), "x.bin")
-        >>> atomic_write(path, b"abc")
-        >>> open(path, "rb").read()
-        b'abc'
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

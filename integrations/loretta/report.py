@@ -1,7 +1,9 @@
 """The demo's outputs: a text table, a JSON file and two PNG plots of the results.
 
 Example:
-    >>> from loretta.experiment import MethodResult
+    >>> from ttnet.atomic import atomic_write
+
+from loretta.experiment import MethodResult
     >>> from loretta.report import format_table
     >>> row = MethodResult("head", 770, 0.66, 10.0, 2.0, 125, 2e-3, [0.7, 0.6])
     >>> print(format_table([row]))
@@ -12,12 +14,12 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from ttnet.atomic import atomic_write
 
 from loretta.experiment import MethodResult
 
@@ -56,17 +58,6 @@ def format_table(results: Sequence[MethodResult]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, results: Sequence[MethodResult], settings: dict[str, Any]) -> None:
     """Write the settings and every result (with its loss curve) as JSON.
 
@@ -84,7 +75,7 @@ def write_json(path: Path, results: Sequence[MethodResult], settings: dict[str, 
     """
     rows = [{**asdict(row), "seconds_per_step": row.seconds_per_step} for row in results]
     text = json.dumps({"settings": settings, "results": rows}, indent=2) + "\n"
-    _atomic_write(Path(path), text.encode())
+    atomic_write(path, text)
 
 
 def _figure() -> Any:
@@ -105,7 +96,9 @@ def plot_accuracy(path: Path, results: Sequence[MethodResult], *, title: str = "
 
     Example:
         >>> import tempfile, pathlib
-        >>> from loretta.experiment import MethodResult
+        >>> from ttnet.atomic import atomic_write
+
+from loretta.experiment import MethodResult
         >>> out = pathlib.Path(tempfile.mkdtemp()) / "accuracy.png"
         >>> plot_accuracy(out, [MethodResult("head", 770, 0.66, 1.0, 1.0, 1, 1e-3)])
         >>> out.stat().st_size > 0
@@ -149,7 +142,9 @@ def plot_losses(path: Path, results: Sequence[MethodResult], *, title: str = "")
 
     Example:
         >>> import tempfile, pathlib
-        >>> from loretta.experiment import MethodResult
+        >>> from ttnet.atomic import atomic_write
+
+from loretta.experiment import MethodResult
         >>> out = pathlib.Path(tempfile.mkdtemp()) / "loss.png"
         >>> plot_losses(out, [MethodResult("head", 770, 0.66, 1.0, 1.0, 2, 1e-3, [0.7, 0.6])])
         >>> out.stat().st_size > 0
@@ -199,7 +194,7 @@ def write_outputs(
     }
     name = settings.get("model", "")
     write_json(paths["json"], results, settings)
-    _atomic_write(paths["table"], (format_table(results) + "\n").encode())
+    atomic_write(paths["table"], format_table(results) + "\n")
     title = f"{name}: accuracy vs trainable parameters"
     plot_accuracy(paths["accuracy_plot"], results, title=title)
     plot_losses(paths["loss_plot"], results, title=f"{name}: training loss")

@@ -15,7 +15,9 @@ import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
-from .config import LorettaConfig, atomic_write
+from ttnet.atomic import atomic_write
+
+from .config import LorettaConfig
 from .injection import bias_names
 from .layer import CONTAINERS
 

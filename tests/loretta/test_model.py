@@ -4,7 +4,6 @@ import re
 
 import pytest
 import torch
-from torch import nn
 
 from loretta import LorettaAdpConfig, LorettaModel, LorettaRepConfig, PeftModel, get_peft_model
 from loretta.layer import AdapterWrapper, LoraWrapper, ReplacementWrapper

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from loretta import (LorettaAdpConfig, LorettaConfig, LorettaModel, LorettaRepConfig,
                      get_peft_model)
-from loretta.config import CONFIG_NAME, atomic_write
+from loretta.config import CONFIG_NAME
 from loretta.saving import WEIGHTS_NAME
 
 
@@ -90,15 +90,6 @@ def test_missing_files_are_reported(make_model, tmp_path):
     LorettaRepConfig().save_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match=WEIGHTS_NAME):
         LorettaModel.from_pretrained(make_model("llama"), tmp_path)
-
-
-def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
-    path = tmp_path / WEIGHTS_NAME
-    atomic_write(path, b"old")
-    with pytest.raises(TypeError):
-        atomic_write(path, "not bytes")  # the write itself fails
-    assert path.read_bytes() == b"old"
-    assert os.listdir(tmp_path) == [WEIGHTS_NAME]
 
 
 def test_wrong_family_names_the_tensor(make_model, tmp_path):
