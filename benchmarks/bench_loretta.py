@@ -23,7 +23,7 @@ but the tensors they would train through are made to require a gradient (``FLOOR
 the norms train as in the paper, so the backward pass reaches exactly as far. No adapter
 implementation on that transformers version can take less time than its floor. The official
 code rejects hidden sizes 512 and 384 (KeyError); the worker adds the shapes our planner gives
-(``ttnet.plans.loretta_tensor_shape``) to its tables, nothing else.
+(``ttnet_nn.presets.loretta_tensor_shape``) to its tables, nothing else.
 
 Step time: median over the timed steps of forward + backward + optimizer step, pooled over
 the rounds; every round runs every case once in a fresh process, in turn, so that the box's
@@ -230,7 +230,7 @@ def run_case(python: str, spec: dict) -> dict:
 
 def paper_shapes() -> dict:
     """The TT shapes our planner gives for the sizes the official table lacks."""
-    from ttnet.plans import loretta_tensor_shape
+    from ttnet_nn.presets import loretta_tensor_shape
 
     sizes = [(b, h) for b in (8, 64) for h in (384, 512)] + [(384, 384), (512, 512)]
     return {f"{b}x{h}": list(loretta_tensor_shape(h, b)) for b, h in sizes}

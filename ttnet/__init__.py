@@ -27,10 +27,9 @@ from ttnet.contraction import (
     ttm_rmatvec,
 )
 from ttnet.plans import (
-    LORETTA_PRESETS,
     MatrixPlan,
+    default_num_modes,
     factorize,
-    loretta_tensor_shape,
     padded_size,
     plan_matrix,
 )
@@ -46,12 +45,11 @@ __all__: list[str] = [
     "tt_matrix_svd",
     "tt_svd",
     # core-B
-    "LORETTA_PRESETS",
     "ContractionInfo",
     "MatrixPlan",
+    "default_num_modes",
     "contraction_info",
     "factorize",
-    "loretta_tensor_shape",
     "padded_size",
     "plan_matrix",
     "tt_full",

@@ -2,14 +2,16 @@
 
 Three tools:
 
-- :func:`factorize` splits ``n`` into ``d`` balanced factors whose product is exactly ``n``.
+- :func:`factorize` splits ``n`` into ``d`` balanced factors whose product is exactly ``n``
+  (:func:`default_num_modes` picks ``d`` when the caller does not).
 - :func:`plan_matrix` chooses row and column modes for any matrix size. A size whose balanced
   factorisation is too lopsided (a prime, or a large prime factor as in ``4099`` or ``2 * 2053``)
   is padded up to the nearest size that factorises well (:func:`padded_size`), and the returned
   :class:`MatrixPlan` pads inputs forwards and slices outputs back.
-- :func:`loretta_tensor_shape` gives the flat TT-tensor shapes of the LoRETTA paper (a matrix
-  stored as a TT tensor reshaped row-major to ``rows x cols``) for the published sizes, and a
-  documented rule for every other size.
+- :func:`padded_size` is the padding rule itself.
+
+Method-specific shape tables (the LoRETTA paper's) live with the layers, in
+:mod:`ttnet_nn.presets`.
 
 Padding rule: a size ``n`` split into ``d`` modes is *acceptable* when its largest balanced
 factor is at most ``ceil(slack * n ** (1 / d))`` (``slack = 1.5`` by default: no mode more
@@ -27,32 +29,14 @@ from typing import Any
 
 __all__ = [
     "MatrixPlan",
-    "LORETTA_PRESETS",
+    "default_num_modes",
     "factorize",
     "padded_size",
     "plan_matrix",
-    "loretta_tensor_shape",
 ]
 
 #: Mode size that :func:`plan_matrix` aims at when it chooses the number of modes itself.
 TARGET_MODE = 8
-
-#: The TT-tensor shapes of the official LoRETTA code, keyed by ``(rows, cols)``.
-#: Down (``H x b``) and up (``b x H``) projections share a shape; ``(768, 768)`` is the
-#: SEQ_CLS pooler (1,080 parameters at rank 5) and ``(8, 2304)`` is LoRETTA_rep's ``B`` on
-#: DeBERTa's ``in_proj``.
-LORETTA_PRESETS: dict[tuple[int, int], tuple[int, ...]] = {
-    (768, 8): (8, 8, 12, 8),
-    (768, 64): (8, 8, 12, 8, 8),
-    (4096, 8): (16, 16, 8, 4, 4),
-    (4096, 64): (16, 16, 16, 4, 4, 4),
-    (8192, 8): (4, 16, 16, 16, 4),
-    (8192, 64): (4, 16, 16, 16, 8, 4),
-    (8, 2304): (8, 8, 8, 4, 9),
-    (768, 768): (8, 8, 12, 12, 8, 8),
-}
-LORETTA_PRESETS.update({(c, r): s for (r, c), s in list(LORETTA_PRESETS.items())})
-
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -165,7 +149,14 @@ def padded_size(n: int, d: int, *, slack: float = 1.5) -> int:
     return m
 
 
-def _auto_d(n: int) -> int:
+def default_num_modes(n: int) -> int:
+    """Number of modes for a size ``n`` when none is given: ``round(log8(n))``, at least 1.
+
+    Example:
+        >>> default_num_modes(768), default_num_modes(4096), default_num_modes(1)
+        (3, 4, 1)
+    """
+    _check_int("n", n, 1)
     return max(1, round(math.log(n) / math.log(TARGET_MODE))) if n > 1 else 1
 
 
@@ -375,43 +366,8 @@ def plan_matrix(rows: int, cols: int, d: int | None = None, *, slack: float = 1.
     _check_int("rows", rows, 1)
     _check_int("cols", cols, 1)
     if d is None:
-        d = _auto_d(max(rows, cols))
+        d = default_num_modes(max(rows, cols))
     _check_int("d", d, 1)
     row_shape = factorize(padded_size(rows, d, slack=slack), d)
     col_shape = factorize(padded_size(cols, d, slack=slack), d)
     return MatrixPlan(rows=rows, cols=cols, row_shape=row_shape, col_shape=col_shape)
-
-
-def loretta_tensor_shape(rows: int, cols: int) -> tuple[int, ...]:
-    """The flat TT-tensor shape LoRETTA uses for a ``rows x cols`` weight.
-
-    Published sizes come from :data:`LORETTA_PRESETS` (e.g. ``768 x 64 -> (8, 8, 12, 8, 8)``).
-    Any other size follows the rule ``factorize(rows, d_r) + factorize(cols, d_c)`` with
-    ``d = round(log8(n))`` modes per side (at least 1) and factors of 1 dropped, so the product is
-    always exactly ``rows * cols`` (no padding; a prime size becomes one mode). Never raises
-    ``KeyError``.
-
-    Args:
-        rows: Number of rows, ``>= 1``.
-        cols: Number of columns, ``>= 1``.
-
-    Returns:
-        The tensor shape; reshaping the TT tensor row-major gives the ``rows x cols`` matrix.
-
-    Raises:
-        ValueError: If ``rows`` or ``cols`` is not a positive integer.
-
-    Example:
-        >>> loretta_tensor_shape(768, 64)
-        (8, 8, 12, 8, 8)
-        >>> loretta_tensor_shape(2048, 64)
-        (4, 8, 8, 8, 8, 8)
-    """
-    _check_int("rows", rows, 1)
-    _check_int("cols", cols, 1)
-    preset = LORETTA_PRESETS.get((rows, cols))
-    if preset is not None:
-        return preset
-    shape = factorize(rows, _auto_d(rows)) + factorize(cols, _auto_d(cols))
-    kept = tuple(f for f in shape if f > 1)
-    return kept or (1,)

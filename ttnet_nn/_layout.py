@@ -27,6 +27,8 @@ import torch
 
 from ttnet import contraction, plans, ranks, tt_matrix_svd, tt_svd
 
+from .presets import loretta_tensor_shape
+
 from ._checks import positive_int
 
 
@@ -179,7 +181,7 @@ def resolve_layout(shapes: object, in_features: int, out_features: int) -> Layou
     """Turn the ``shapes`` argument of a layer into a layout.
 
     Accepted: None (planned by :func:`ttnet.plans.plan_matrix`), ``"paper"`` (LoRETTA's
-    :func:`ttnet.plans.loretta_tensor_shape`), a :class:`ttnet.plans.MatrixPlan`, a pair
+    :func:`ttnet_nn.presets.loretta_tensor_shape`), a :class:`ttnet.plans.MatrixPlan`, a pair
     ``(out_modes, in_modes)`` (a TT matrix; products may exceed the sizes, then zero padding),
     a flat sequence of ints whose product is ``in * out`` (the paper's tensor layout), or a
     layout already resolved.
@@ -198,7 +200,7 @@ def resolve_layout(shapes: object, in_features: int, out_features: int) -> Layou
         if shapes != "paper":
             raise ValueError(f"shapes: expected None, 'paper', a MatrixPlan, (out_modes, in_modes) "
                              f"or a TT tensor shape, received {shapes!r}")
-        shapes = tuple(plans.loretta_tensor_shape(in_features, out_features))
+        shapes = tuple(loretta_tensor_shape(in_features, out_features))
     if isinstance(shapes, plans.MatrixPlan):
         if (shapes.rows, shapes.cols) != (out_features, in_features):
             raise ValueError(

@@ -71,7 +71,7 @@ class TTLinear(nn.Module):
             zero padding where a size factorises badly). A :class:`ttnet.plans.MatrixPlan`, or a
             pair ``(out_modes, in_modes)``: a TT matrix with cores ``(r, m_k, n_k, r')``. A flat
             sequence of ints with product ``in * out``, or ``"paper"``
-            (:func:`ttnet.plans.loretta_tensor_shape`): the LoRETTA paper's layout, a TT tensor
+            (:func:`ttnet_nn.presets.loretta_tensor_shape`): the LoRETTA paper's layout, a TT tensor
             (cores ``(r, t_k, r')``) reshaped row-major to ``(in, out)``.
         dtype: dtype of the parameters.
         device: device of the parameters.

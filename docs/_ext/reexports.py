@@ -8,7 +8,7 @@ handler retries with
 1. the package name followed by the tail of the dotted path
    (``ttnet.contraction.ttm_matvec`` -> ``ttnet.ttm_matvec``), then
 2. the one documented object of a fitting type in the same package whose name ends the same
-   way (``LORETTA_PRESETS`` -> ``ttnet.plans.LORETTA_PRESETS``).
+   way (``TARGET_MODE`` -> ``ttnet.plans.TARGET_MODE``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ttnet_nn import TTAdapter, TTLinear, TTLoRAUpdate
+from ttnet_nn.presets import paper_pooler_shape
 
 from .config import LorettaAdpConfig, LorettaConfig, LorettaRepConfig
 from .layer import (
@@ -26,7 +27,6 @@ from .layer import (
     linear_features,
 )
 from .mapping import (
-    PAPER_POOLER_SHAPES,
     TASK_HEADS,
     family_defaults,
     is_norm,
@@ -227,7 +227,7 @@ def inject(model: nn.Module, config: LorettaConfig, adapter_name: str) -> None:
     saved = _saved_modules(model, config, pooler)
     if pooler is not None:
         dense = _unwrapped(model.get_submodule(pooler))
-        shapes = PAPER_POOLER_SHAPES.get(dense.out_features) if config.preset == "paper" else None
+        shapes = paper_pooler_shape(dense.out_features) if config.preset == "paper" else None
         tt = TTLinear(dense.in_features, dense.out_features, bias=True,
                       tt_rank=config.tensor_rank, shapes=shapes)
         _replace(model, pooler, adapter_name, _placed(tt, dense))

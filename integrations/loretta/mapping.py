@@ -101,20 +101,6 @@ TASK_HEADS: dict[str, tuple[str, ...]] = {
     "QUESTION_ANS": ("qa_outputs",),
 }
 
-#: The official code's TT shape of the SEQ_CLS pooler (H x H) per hidden size H.
-PAPER_POOLER_SHAPES: dict[int, tuple[int, ...]] = {
-    768: (8, 8, 12, 12, 8, 8),
-    1024: (4, 8, 8, 16, 8, 8, 4),
-    1280: (4, 4, 8, 8, 8, 8, 5, 5),
-    1536: (4, 4, 8, 8, 8, 8, 6, 6),
-    1600: (5, 5, 8, 8, 8, 8, 5, 5),
-    2304: (4, 4, 8, 8, 8, 8, 9, 9),
-    4096: (4, 4, 16, 16, 16, 16, 4, 4),
-    5120: (8, 8, 8, 10, 10, 8, 8),
-    8192: (4, 4, 16, 16, 16, 16, 8, 8),
-}
-
-
 def family_defaults(model_type: str | None, what: str) -> FamilyDefaults:
     """Return the defaults of ``model_type``, or raise a ``ValueError`` that says how to fix it.
 

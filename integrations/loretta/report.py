@@ -1,9 +1,7 @@
 """The demo's outputs: a text table, a JSON file and two PNG plots of the results.
 
 Example:
-    >>> from ttnet.atomic import atomic_write
-
-from loretta.experiment import MethodResult
+    >>> from loretta.experiment import MethodResult
     >>> from loretta.report import format_table
     >>> row = MethodResult("head", 770, 0.66, 10.0, 2.0, 125, 2e-3, [0.7, 0.6])
     >>> print(format_table([row]))
@@ -96,9 +94,7 @@ def plot_accuracy(path: Path, results: Sequence[MethodResult], *, title: str = "
 
     Example:
         >>> import tempfile, pathlib
-        >>> from ttnet.atomic import atomic_write
-
-from loretta.experiment import MethodResult
+        >>> from loretta.experiment import MethodResult
         >>> out = pathlib.Path(tempfile.mkdtemp()) / "accuracy.png"
         >>> plot_accuracy(out, [MethodResult("head", 770, 0.66, 1.0, 1.0, 1, 1e-3)])
         >>> out.stat().st_size > 0
@@ -142,9 +138,7 @@ def plot_losses(path: Path, results: Sequence[MethodResult], *, title: str = "")
 
     Example:
         >>> import tempfile, pathlib
-        >>> from ttnet.atomic import atomic_write
-
-from loretta.experiment import MethodResult
+        >>> from loretta.experiment import MethodResult
         >>> out = pathlib.Path(tempfile.mkdtemp()) / "loss.png"
         >>> plot_losses(out, [MethodResult("head", 770, 0.66, 1.0, 1.0, 2, 1e-3, [0.7, 0.6])])
         >>> out.stat().st_size > 0
