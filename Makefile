@@ -39,6 +39,7 @@ test: setup
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 
+# Runs the gallery's examples (docs/examples) too; unchanged ones are reused from docs/gallery.
 docs: setup
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
@@ -49,4 +50,4 @@ bench: setup
 	$(PY) benchmarks/bench_loretta.py --threads $(THREADS)
 
 clean:
-	rm -rf $(VENV) docs/_build build *.egg-info
+	rm -rf $(VENV) docs/_build docs/gallery build *.egg-info

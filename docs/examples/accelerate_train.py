@@ -1,17 +1,22 @@
-"""Train a LoRETTA_adp adapter with Hugging Face accelerate.
+"""
+Train with Hugging Face accelerate
+==================================
+
+A LoRETTA_adp adapter trained through ``accelerate``; the main process saves it.
 
 Run ``accelerate launch --cpu --num_processes 2 docs/examples/accelerate_train.py`` for two
-processes, or ``python docs/examples/accelerate_train.py`` for one.
+processes, or ``python docs/examples/accelerate_train.py`` for one. The docs build shows this
+script without running it, since it is meant for several processes; the test suite runs its
+``main`` with one process and two steps.
 """
 
 from __future__ import annotations
 
 import torch
 from accelerate import Accelerator
+from loretta import LorettaAdpConfig, get_peft_model
 from torch.utils.data import DataLoader, TensorDataset
 from transformers import BertConfig, BertForSequenceClassification
-
-from loretta import LorettaAdpConfig, get_peft_model
 
 
 def main(steps: int = 10, out_dir: str = "accelerate-adapter") -> None:

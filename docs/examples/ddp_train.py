@@ -1,8 +1,14 @@
-"""Train a LoRETTA_rep adapter with DistributedDataParallel on CPU processes (gloo backend).
+"""
+Train with DistributedDataParallel
+==================================
 
-Run ``python docs/examples/ddp_train.py`` (two processes on this machine). Each rank sees
-its own data; DDP averages the adapter's gradients, so every rank ends with the same
-adapter, which rank 0 saves.
+A LoRETTA_rep adapter trained with DistributedDataParallel on CPU processes (gloo backend).
+Each rank sees its own data; DDP averages the adapter's gradients, so every rank ends with
+the same adapter, which rank 0 saves.
+
+Run ``python docs/examples/ddp_train.py`` (two processes on this machine). The docs build
+shows this script without running it, since it starts several processes; the test suite
+runs its ``main`` with one process and two steps.
 """
 
 from __future__ import annotations
@@ -12,10 +18,9 @@ import socket
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from loretta import LorettaRepConfig, get_peft_model
 from torch.nn.parallel import DistributedDataParallel
 from transformers import BertConfig, BertForSequenceClassification
-
-from loretta import LorettaRepConfig, get_peft_model
 
 
 def build_model() -> torch.nn.Module:

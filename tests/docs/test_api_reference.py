@@ -52,7 +52,7 @@ def test_every_public_name_is_documented(package: str) -> None:
     assert not missing, f"{package}: add to docs/api_{package}.rst: {missing}"
 
 
-@pytest.mark.parametrize("name", ["markdown_tables", "reexports"])
+@pytest.mark.parametrize("name", ["inventories", "reexports"])
 def test_docs_extension_docstrings(name: str, monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(DOCS / "_ext"))
     module = importlib.import_module(name)
@@ -61,30 +61,3 @@ def test_docs_extension_docstrings(name: str, monkeypatch) -> None:
     finally:
         sys.modules.pop(name, None)
     assert result.failed == 0 and result.attempted > 0
-
-
-def test_markdown_conversion_of_results(monkeypatch) -> None:
-    """The benchmark notes convert to reST that docutils parses without a warning."""
-    from docutils import nodes
-    from docutils.core import publish_doctree
-
-    monkeypatch.syspath_prepend(str(DOCS / "_ext"))
-    from markdown_tables import to_rst
-
-    sample = "\n".join([
-        "# Core", "", "Run `python benchmarks/bench_core.py --threads 1` (2 cores).", "",
-        "## TT-SVD", "", "| library | median s | ratio |", "|---|---:|:---:|",
-        "| ttnet | 0.21 | **1.0x** |", "| tensorly_0.10 | 4.1 | 19x |", "| torchtt | - | 1. |", "",
-        "- note with a_b_ and *emphasis*", "  continued", "", "```bash", "make bench", "```",
-        "#### deep heading", "text | with pipe", "",
-    ])
-    texts = [sample]
-    results = DOCS.parent / "benchmarks" / "RESULTS.md"
-    if results.is_file():
-        texts.append(results.read_text(encoding="utf-8"))
-    assert "     - \\-" in to_rst(sample)  # a lone "-" cell stays text, not a bullet list
-    for text in texts:
-        rst = "Title\n=====\n\n" + "\n".join(to_rst(text))
-        tree = publish_doctree(rst, settings_overrides={"report_level": 5, "halt_level": 5})
-        messages = [m.astext() for m in tree.findall(nodes.system_message) if m["level"] >= 2]
-        assert not messages, messages
