@@ -86,6 +86,9 @@ ax.grid(True, which="both", alpha=0.3)
 ax.legend()
 
 # %%
+# The dense network drives its training loss much lower: with 65,792 hidden weights it can
+# memorise the 4,096 training samples. Held-out accuracy is the fair comparison.
+#
 # How the layer computes, and leaving TT form
 # -------------------------------------------
 # For each batch size the forward pass takes the cheaper of the TT network and "build the
