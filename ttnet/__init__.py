@@ -34,6 +34,12 @@ from ttnet.plans import (
     plan_matrix,
 )
 
+# --- TT-cross, elementwise functions, files, QTT (issue 14) ---
+from ttnet.apply import apply
+from ttnet.cross import CrossInfo, tt_cross
+from ttnet.io import load, save
+from ttnet.qtt import dequantize, quantize
+
 __all__: list[str] = [
     # core-A
     "TTMatrix",
@@ -56,4 +62,12 @@ __all__: list[str] = [
     "ttm_dense",
     "ttm_matvec",
     "ttm_rmatvec",
+    # issue 14
+    "CrossInfo",
+    "apply",
+    "dequantize",
+    "load",
+    "quantize",
+    "save",
+    "tt_cross",
 ]

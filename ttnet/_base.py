@@ -25,7 +25,7 @@ T = TypeVar("T", bound="TTBase")
 class TTBase:
     """Immutable tuple of TT cores with arithmetic; subclasses fix the core layout."""
 
-    __slots__ = ("_cores", "_error")
+    __slots__ = ("_cores", "_error", "_info")
     _core_ndim = 3
     # numpy: defer ``ndarray @ tt`` and ``ndarray * tt`` to our reflected methods.
     __array_ufunc__ = None
@@ -38,14 +38,23 @@ class TTBase:
                 raise ValueError(f"error: expected None or a finite number >= 0, got {error}")
         object.__setattr__(self, "_cores", tuple(checked))
         object.__setattr__(self, "_error", error)
+        object.__setattr__(self, "_info", None)
 
     @classmethod
-    def _trusted(cls: type[T], cores: Sequence[Array], error: float | None = None) -> T:
+    def _trusted(
+        cls: type[T], cores: Sequence[Array], error: float | None = None, info: Any = None
+    ) -> T:
         """Build without validation (cores produced by ttnet itself)."""
         obj = object.__new__(cls)
         object.__setattr__(obj, "_cores", tuple(cores))
         object.__setattr__(obj, "_error", error)
+        object.__setattr__(obj, "_info", info)
         return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickle, copy.deepcopy and torch.save: rebuild from the cores (the immutability
+        # guard forbids the default attribute-by-attribute restore).
+        return (_rebuild, (type(self), self._cores, self._error, self._info))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable; cannot set {name!r}")
@@ -89,6 +98,11 @@ class TTBase:
     def error(self) -> float | None:
         """Relative Frobenius error versus the input this value was computed from, or ``None``."""
         return self._error
+
+    @property
+    def info(self) -> Any:
+        """How this value was computed (a :class:`ttnet.CrossInfo` for TT-cross), or ``None``."""
+        return self._info
 
     # --- arithmetic ---------------------------------------------------------------
     def _check_same(self, other: Any, op: str) -> None:
@@ -226,3 +240,8 @@ class TTBase:
             True
         """
         return self._unflat(_cores.orthogonalize_right(self._flat()))
+
+
+def _rebuild(cls: type[T], cores: tuple[Array, ...], error: float | None, info: Any) -> T:
+    """Unpickle a TT value (see ``TTBase.__reduce__``)."""
+    return cls._trusted(cores, error, info)

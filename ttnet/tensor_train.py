@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ttnet import indexing
 from ttnet._base import TTBase
 from ttnet.contraction import tt_full
 
@@ -30,6 +31,11 @@ class TensorTrain(TTBase):
         TypeError: cores from different libraries or of different dtypes.
 
     Operators: ``a + b``, ``a - b``, ``-a``, ``c * a``, ``a * c``, ``a / c`` (scalar ``c``).
+
+    Indexing: ``tt[i, j, k]`` is one entry (a 0-d array), ``tt[:, 1:4, 2]`` a sub-TT (slices
+    keep their mode, ints drop theirs), :meth:`gather` a batch of entries; :meth:`sum` and
+    :meth:`mean` reduce over all or some modes. None of them forms the full tensor.
+    Values pickle, deep-copy and ``torch.save`` exactly; :func:`ttnet.save` writes a file.
 
     Example:
         >>> import numpy as np
@@ -73,6 +79,71 @@ class TensorTrain(TTBase):
             [1.0, 1.0]
         """
         return tt_full(self._cores)
+
+    def __getitem__(self, key: Any) -> Any:
+        """``tt[i, j, k]``: an entry (0-d array); with slices or ``...``, a sub-TT.
+
+        Ints drop their mode, slices keep it (steps allowed, not empty); missing trailing
+        items mean ``:``. Raises ``IndexError`` naming the mode for an index out of range.
+
+        Example:
+            >>> import numpy as np, ttnet
+            >>> x = np.arange(24.0).reshape(2, 3, 4)
+            >>> tt = ttnet.tt_svd(x)
+            >>> round(float(tt[1, 2, 3]), 8), tt[:, 1:3, 0].shape
+            (23.0, (2, 2))
+        """
+        result = indexing.select_cores(self._cores, key)
+        return result if not isinstance(result, list) else TensorTrain._trusted(result)
+
+    def gather(self, indices: Any) -> Array:
+        """Entries at a batch of multi-indices: ``indices`` ``(batch, d)`` -> ``(batch,)``.
+
+        ``indices``: integers (numpy, torch or nested lists); negative ones count from the end.
+        The result has the cores' library, dtype and device.
+
+        Raises:
+            IndexError: an index out of range (the message names the mode).
+            ValueError: ``indices`` is not ``(batch, d)``. TypeError: not integers.
+
+        Example:
+            >>> import numpy as np, ttnet
+            >>> x = np.arange(24.0).reshape(2, 3, 4)
+            >>> ttnet.tt_svd(x).gather([[0, 0, 1], [1, 2, 3]]).round(8).tolist()
+            [1.0, 23.0]
+        """
+        labels = [f"mode {k}" for k in range(self.ndim)]
+        checked = indexing.check_indices(indices, self.shape, self._cores[0], labels)
+        return indexing.gather_cores(self._cores, checked)
+
+    def sum(self, axis: int | tuple[int, ...] | None = None) -> Any:
+        """Sum over all modes (``axis=None``: a 0-d array) or some (a :class:`TensorTrain`).
+
+        Example:
+            >>> import numpy as np, ttnet
+            >>> x = np.arange(24.0).reshape(2, 3, 4)
+            >>> tt = ttnet.tt_svd(x)
+            >>> round(float(tt.sum()), 8), np.allclose(tt.sum(axis=(0, 2)).full(), x.sum((0, 2)))
+            (276.0, True)
+        """
+        axes = indexing.normalize_axes(axis, self.ndim)
+        result = indexing.sum_cores(self._cores, axes)
+        return result if not isinstance(result, list) else TensorTrain._trusted(result)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None) -> Any:
+        """Mean over all modes (a 0-d array) or some (a :class:`TensorTrain`), as :meth:`sum`.
+
+        Example:
+            >>> import numpy as np, ttnet
+            >>> x = np.arange(24.0).reshape(2, 3, 4)
+            >>> round(float(ttnet.tt_svd(x).mean()), 8)
+            11.5
+        """
+        axes = indexing.normalize_axes(axis, self.ndim)
+        count = 1
+        for k in axes:
+            count *= self.shape[k]
+        return self.sum(axes) / count
 
     def to_tensorly(self) -> Any:
         """This TT as a ``tensorly.tt_tensor.TTTensor`` (same core arrays; needs tensorly).

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ttnet import indexing
 from ttnet._backend import as_float_array, get_namespace
 from ttnet._base import TTBase
 from ttnet.contraction import ttm_dense, ttm_matvec, ttm_rmatvec
@@ -40,6 +41,11 @@ class TTMatrix(TTBase):
 
     Also ``+``, ``-``, scalar ``*``, :meth:`hadamard`, :meth:`dot`, :meth:`norm`,
     :meth:`round`, orthogonalisation, exactly as for :class:`~ttnet.TensorTrain`.
+
+    Indexing as a matrix, never forming it: ``W[i, j]`` an entry (0-d array), ``W[i, :]``
+    and ``W[:, j]`` a row or column as a :class:`~ttnet.TensorTrain` over ``col_shape`` /
+    ``row_shape``, :meth:`gather` a batch of ``(row, column)`` entries; :meth:`sum` and
+    :meth:`mean` over all entries, rows (``axis=0``) or columns (``axis=1``).
 
     Raises:
         ValueError / TypeError: as :class:`~ttnet.TensorTrain`, for 4-D cores.
@@ -202,6 +208,100 @@ class TTMatrix(TTBase):
             rb, qb = int(gb.shape[0]), int(gb.shape[2])
             cores.append(xp.reshape(prod, (ra * rb, m, qa * qb)))
         return TensorTrain._trusted(cores)
+
+    def _mode_indices(self, index: Any, axis: int) -> list[Any]:
+        """The multi-index over ``row_shape`` (axis 0) or ``col_shape`` of a flat index."""
+        modes = self.row_shape if axis == 0 else self.col_shape
+        flat = indexing.check_index(index, self.shape[axis], "rows" if axis == 0 else "columns")
+        out = []
+        for size in reversed(modes):
+            flat, digit = divmod(flat, size)
+            out.append(digit)
+        return out[::-1]
+
+    def __getitem__(self, key: Any) -> Any:
+        """``W[i, j]`` (an entry, 0-d array), ``W[i, :]`` or ``W[:, j]`` (a TensorTrain).
+
+        Raises:
+            IndexError: an index out of range (naming rows or columns), or a key that is
+                not two items of which at most one is ``:``.
+
+        Example:
+            >>> import numpy as np
+            >>> w = TTMatrix([np.arange(6.0).reshape(1, 2, 3, 1), np.ones((1, 2, 2, 1))])
+            >>> dense = w.to_dense()
+            >>> bool(float(w[3, 5]) == dense[3, 5]), bool(np.allclose(w[1, :].full().ravel(), dense[1]))
+            (True, True)
+        """
+        if not isinstance(key, tuple) or len(key) != 2:
+            raise IndexError(f"a TTMatrix takes two indices (row, column), got {key!r}")
+        full = [isinstance(k, slice) and k == slice(None) for k in key]
+        if all(full):
+            return self
+        picks = [None if full[a] else self._mode_indices(key[a], a) for a in (0, 1)]
+        cores = []
+        for k, core in enumerate(self._cores):
+            row = slice(None) if picks[0] is None else picks[0][k]
+            col = slice(None) if picks[1] is None else picks[1][k]
+            cores.append(core[:, row, col, :])
+        if any(full):
+            return TensorTrain._trusted(cores)
+        xp = get_namespace(cores[0])
+        out = cores[0]
+        for core in cores[1:]:
+            out = out @ core
+        return xp.reshape(out, ())
+
+    def gather(self, indices: Any) -> Array:
+        """Entries ``W[rows, cols]`` for ``indices`` ``(batch, 2)`` of (row, column) pairs.
+
+        Raises:
+            IndexError: a row or column out of range (the message names which).
+
+        Example:
+            >>> import numpy as np
+            >>> w = TTMatrix([np.arange(6.0).reshape(1, 2, 3, 1), np.ones((1, 2, 2, 1))])
+            >>> w.gather([[0, 1], [3, 5]]).tolist() == [w.to_dense()[0, 1], w.to_dense()[3, 5]]
+            True
+        """
+        pairs = indexing.check_indices(indices, self.shape, self._cores[0], ["rows", "columns"])
+        xp = get_namespace(pairs)
+        rows, cols = pairs[:, 0], pairs[:, 1]
+        digits = []
+        for m, n in zip(reversed(self.row_shape), reversed(self.col_shape)):
+            digits.append((rows % m) * n + cols % n)
+            rows, cols = rows // m, cols // n
+        flat_index = xp.stack(digits[::-1], axis=1)
+        return indexing.gather_cores(self._flat(), flat_index)
+
+    def sum(self, axis: int | None = None) -> Any:
+        """Sum of all entries (0-d array), over rows (``axis=0``, a TensorTrain over
+        ``col_shape``) or over columns (``axis=1``, over ``row_shape``).
+
+        Example:
+            >>> import numpy as np
+            >>> w = TTMatrix([np.arange(6.0).reshape(1, 2, 3, 1), np.ones((1, 2, 2, 1))])
+            >>> float(w.sum()), bool(np.allclose(w.sum(axis=0).full().ravel(), w.to_dense().sum(0)))
+            (60.0, True)
+        """
+        if axis is None:
+            return indexing.sum_cores(self._flat(), tuple(range(len(self._cores))))
+        if isinstance(axis, bool) or axis not in (0, 1, -1, -2):
+            raise ValueError(f"axis: expected None, 0 or 1 for a TTMatrix, got {axis!r}")
+        xp = get_namespace(self._cores[0])
+        return TensorTrain._trusted([xp.sum(c, axis=1 + axis % 2) for c in self._cores])
+
+    def mean(self, axis: int | None = None) -> Any:
+        """Mean of all entries, over rows (``axis=0``) or over columns (``axis=1``).
+
+        Example:
+            >>> import numpy as np
+            >>> w = TTMatrix([np.arange(6.0).reshape(1, 2, 3, 1), np.ones((1, 2, 2, 1))])
+            >>> float(w.mean())
+            2.5
+        """
+        total = self.sum(axis)
+        return total / (self.shape[0] * self.shape[1] if axis is None else self.shape[axis % 2])
 
     def to_tensorly(self) -> Any:
         """This matrix as a ``tensorly.tt_matrix.TTMatrix`` (same core arrays; needs tensorly).
