@@ -7,8 +7,6 @@ complex128); :func:`ttnet.tt_cross` converts the result.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ttnet._oracle import Oracle

@@ -38,8 +38,10 @@ __all__ = [
 Array = Any
 
 
-def check_index(i: Any, size: int, mode: int) -> int:
+def check_index(i: Any, size: int, mode: int | str) -> int:
     """``i`` as an int in ``[0, size)`` (negative ``i`` counts from the end, as in numpy).
+
+    ``mode``: the mode's number, or a label such as ``"rows"``.
 
     Raises:
         IndexError: ``i`` is out of range; the message names the mode.
@@ -53,12 +55,13 @@ def check_index(i: Any, size: int, mode: int) -> int:
         ...
         IndexError: index 4 is out of range for mode 2 of size 4
     """
+    label = f"mode {mode}" if isinstance(mode, int) else mode
     try:
         value = operator.index(i)
     except TypeError:
-        raise TypeError(f"index for mode {mode}: expected an int or a slice, got {i!r}") from None
+        raise TypeError(f"index for {label}: expected an int or a slice, got {i!r}") from None
     if not -size <= value < size:
-        raise IndexError(f"index {value} is out of range for mode {mode} of size {size}")
+        raise IndexError(f"index {value} is out of range for {label} of size {size}")
     return value % size
 
 
