@@ -46,6 +46,7 @@ docs: setup
 # Peers (torchtt, tntorch, the official loretta) live in separate venvs: see benchmarks/RESULTS.md.
 bench: setup
 	$(PY) benchmarks/bench_core.py --threads $(THREADS)
+	$(PY) benchmarks/bench_cross.py --threads $(THREADS)
 	$(PY) benchmarks/bench_layers.py --threads $(THREADS)
 	$(PY) benchmarks/bench_loretta.py --threads $(THREADS)
 

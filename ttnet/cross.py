@@ -18,7 +18,9 @@ arXiv:2407.02454 (their TCI1 with rook pivot search), with a final SVD recompres
   tolerance is added; the row and column evaluated to find it are exactly the new fiber
   entries of ``T_k`` and ``T_{k+1}``, so no evaluation is spent twice.
   A bond is done when fresh random probes (a column and a row) show no error above the
-  tolerance. Sweeps go left to right and back until no bond adds a pivot.
+  tolerance, or when it has grown by half its rank in this visit (ranks grow evenly, so a
+  run cut short by ``max_evals`` is balanced). Sweeps go left to right and back until no
+  bond adds a pivot.
 - The error is estimated on a held-out random sample (``n_check`` entries, never used to
   choose pivots); when it is above ``eps`` the tolerance is tightened and sweeps resume.
   Finally the TT is rounded (TT-SVD truncation, :func:`ttnet.round_cores`) to ``eps / 2``.
@@ -51,6 +53,10 @@ Array = Any
 
 # Random samples drawn to choose the first pivot (the one of largest |value|).
 _N_START = 16
+# Most pivots added at a bond per visit: max(_GROW_MIN, _GROW * rank). Ranks grow evenly
+# over the sweeps, so a run stopped by max_evals is balanced, not rich on its first bonds.
+_GROW = 0.5
+_GROW_MIN = 2
 # Tolerance floor, in units of machine epsilon times the largest |value| seen.
 _FLOOR = 256.0
 
@@ -210,7 +216,8 @@ def tt_cross(
             for k in bar(order, f"cross sweep {sweeps + 1}", oracle):
                 cap = min(caps[k] or math.inf, bonds.cores[k].shape[0] * shape[k],
                           shape[k + 1] * bonds.cores[k + 1].shape[2])
-                added += search_bond(bonds, k, tol, cap, rng)
+                grow = len(bonds.rows[k]) + max(_GROW_MIN, int(_GROW * len(bonds.rows[k])))
+                added += search_bond(bonds, k, tol, min(cap, grow), rng)
                 blocked += len(bonds.rows[k]) >= (caps[k] or math.inf)
             sweeps += 1
             if added == 0:

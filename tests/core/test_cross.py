@@ -174,8 +174,8 @@ def test_torch_indices_and_cores():
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        (lambda i: np.zeros((len(i), 1)), r"fn: for indices of shape \(\d+, 6\) expected values "
-                                          r"of shape \(\d+,\), got shape \(\d+, 1\)"),
+        (lambda i: np.zeros((len(i), 1)), (r"fn: for indices of shape \(\d+, 6\) expected values "
+                                          r"of shape \(\d+,\), got shape \(\d+, 1\)")),
         (lambda i: np.zeros(len(i) - 1), r"fn: .* got shape \(\d+,\)"),
         (lambda i: np.array(["a"] * len(i)), r"fn: .* of a numeric dtype, got dtype <U1"),
         (lambda i: np.where(i[:, 0] == 3, np.nan, 1.0), r"fn: .* finite values, got NaN"),

@@ -61,7 +61,7 @@ def test_bfloat16_and_library_choice(tmp_path):
 
 
 def test_metadata_holds_kind_shapes_ranks(tmp_path):
-    tt, w = sample_values()
+    _tt, w = sample_values()
     ttnet.save(tmp_path / "w.safetensors", w)
     with safe_open(str(tmp_path / "w.safetensors"), framework="np") as fh:
         meta = fh.metadata()
