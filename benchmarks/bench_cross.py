@@ -36,9 +36,9 @@ ARGS = _parse()
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = str(ARGS.threads)
 
-import numpy as np  # noqa: E402  (after the thread variables)
+import numpy as np  # after the thread variables
 
-import ttnet  # noqa: E402
+import ttnet
 
 try:
     import teneva
@@ -118,8 +118,7 @@ def main() -> None:
         med = {lib: [statistics.median(col) for col in zip(*rows)] for lib, rows in runs.items()
                if rows}
         worst = {lib: max(r[3] for r in rows) for lib, rows in runs.items() if rows}
-        for lib in med:
-            seconds, evals, rank, _ = med[lib]
+        for lib, (seconds, evals, rank, _) in med.items():
             base = med.get("teneva")
             r_evals = f"{base[1] / evals:.2f}x" if base else "-"
             r_wall = f"{base[0] / seconds:.2f}x" if base else "-"

@@ -101,7 +101,13 @@ class TTBase:
 
     @property
     def info(self) -> Any:
-        """How this value was computed (a :class:`ttnet.CrossInfo` for TT-cross), or ``None``."""
+        """How this value was computed (a :class:`ttnet.CrossInfo` for TT-cross), or ``None``.
+
+        Example:
+            >>> import numpy as np, ttnet
+            >>> ttnet.tt_svd(np.ones((2, 2))).info is None
+            True
+        """
         return self._info
 
     # --- arithmetic ---------------------------------------------------------------

@@ -103,7 +103,8 @@ class Oracle:
         self.like = like
         self.evals = 0
         self.calls = 0
-        self.dtype: Any = None  # the dtype of fn's first answer
+        self.dtype: Any = None  # float64 or complex128, from fn's first answer
+        self.answer_dtype: Any = None  # numpy dtype of fn's first answer
         self._values: dict[Any, Any] = {}
         self._groups = _key_groups(self.shape)
 
@@ -150,23 +151,24 @@ class Oracle:
             arg = torch.as_tensor(batch, dtype=torch.int64, device=self.like.device)
         self.calls += 1
         raw = self.fn(arg)
-        expected = f"for indices of shape {tuple(batch.shape)} expected values of shape ({len(batch)},)"
+        expected = (f"for indices of shape {tuple(batch.shape)} expected values of shape "
+                    f"({len(batch)},)")
         try:
-            values = to_numpy(raw) if not isinstance(raw, np.ndarray) else raw
-            values = np.asarray(values)
-        except (TypeError, ValueError, RuntimeError) as exc:
+            if type(raw).__module__.startswith("torch") and str(raw.dtype) == "torch.bfloat16":
+                raw = raw.float()  # numpy has no bfloat16; float32 holds every value
+            values = np.asarray(to_numpy(raw))
+        except TypeError as exc:
             raise ValueError(f"fn: {expected}, got {type(raw).__name__} ({exc})") from None
         if values.shape != (len(batch),):
             raise ValueError(f"fn: {expected}, got shape {tuple(values.shape)}")
         if values.dtype.kind not in "biufc":
             raise ValueError(f"fn: {expected} of a numeric dtype, got dtype {values.dtype}")
-        wide = np.complex128 if values.dtype.kind == "c" else np.float64
-        if self.dtype is None:
-            self.dtype = wide
-            self.out_dtype = raw.dtype if hasattr(raw, "dtype") else values.dtype
-        values = values.astype(self.dtype if wide == np.float64 else wide)
-        if wide == np.complex128 and self.dtype == np.float64:
+        if self.dtype is None:  # the first answer fixes the kind: real or complex
+            self.dtype = np.dtype(np.complex128 if values.dtype.kind == "c" else np.float64)
+            self.answer_dtype = values.dtype
+        elif values.dtype.kind == "c" and self.dtype.kind != "c":
             raise ValueError(f"fn: {expected}, real like its first answer, got complex values")
+        values = values.astype(self.dtype)
         bad = ~np.isfinite(values)
         if bad.any():
             where = batch[int(np.argmax(bad))].tolist()

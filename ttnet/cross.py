@@ -77,6 +77,13 @@ class CrossInfo:
             (the tensor was small enough to evaluate whole) or ``"zero"`` (every sampled
             value was 0).
         history: ``(evals, held-out error before rounding)`` at each check.
+
+    Example:
+        >>> import numpy as np, ttnet
+        >>> x = np.linspace(0, 1, 16)
+        >>> info = ttnet.tt_cross(lambda i: np.exp(-x[i].sum(axis=1)), [16] * 6, eps=1e-10).info
+        >>> info.stop, info.ranks, info.evals < 2000, info.error < 1e-10
+        ('eps', (1, 1, 1, 1, 1, 1, 1), True, True)
     """
 
     evals: int
@@ -108,19 +115,16 @@ def _rel_error(values: np.ndarray, approx: np.ndarray) -> float:
 
 
 def _output(cores: Sequence[np.ndarray], oracle: Oracle) -> list[Array]:
-    """The cores in the library, device and dtype of ``fn``'s answers."""
-    dtype = oracle.out_dtype
+    """The cores in the library and on the device of ``like``, in the float dtype of
+    ``fn``'s answers (float64 / complex128 for integer answers)."""
+    dtype = oracle.answer_dtype if oracle.answer_dtype.kind in "fc" else oracle.dtype
+    cores = [np.asarray(c).astype(dtype) for c in cores]
     like = oracle.like
-    if like is not None and library_name(like) == "torch":
-        import torch  # already imported: ``like`` is a torch tensor
+    if like is None or library_name(like) != "torch":
+        return cores
+    import torch  # already imported: ``like`` is a torch tensor
 
-        if not isinstance(dtype, torch.dtype) or not (dtype.is_floating_point or dtype.is_complex):
-            dtype = torch.complex128 if oracle.dtype == np.complex128 else torch.get_default_dtype()
-        return [torch.as_tensor(c, device=like.device).to(dtype) for c in cores]
-    dtype = np.dtype(dtype) if not hasattr(dtype, "is_floating_point") else oracle.dtype
-    if dtype.kind not in "fc":
-        dtype = oracle.dtype
-    return [np.asarray(c).astype(dtype) for c in cores]
+    return [torch.as_tensor(c, device=like.device) for c in cores]
 
 
 def tt_cross(

@@ -38,6 +38,16 @@ __all__ = [
 Array = Any
 
 
+def _as_int(value: Any, message: str) -> int:
+    """``value`` as an int (numpy and torch integers too); ``TypeError(message)`` otherwise."""
+    if isinstance(value, bool):
+        raise TypeError(f"{message}, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{message}, got {value!r}") from None
+
+
 def check_index(i: Any, size: int, mode: int | str) -> int:
     """``i`` as an int in ``[0, size)`` (negative ``i`` counts from the end, as in numpy).
 
@@ -56,10 +66,7 @@ def check_index(i: Any, size: int, mode: int | str) -> int:
         IndexError: index 4 is out of range for mode 2 of size 4
     """
     label = f"mode {mode}" if isinstance(mode, int) else mode
-    try:
-        value = operator.index(i)
-    except TypeError:
-        raise TypeError(f"index for {label}: expected an int or a slice, got {i!r}") from None
+    value = _as_int(i, f"index for {label}: expected an int or a slice")
     if not -size <= value < size:
         raise IndexError(f"index {value} is out of range for {label} of size {size}")
     return value % size
@@ -251,12 +258,7 @@ def normalize_axes(axis: int | Sequence[int] | None, d: int) -> tuple[int, ...]:
     items = [axis] if not isinstance(axis, (tuple, list)) else list(axis)
     out = []
     for item in items:
-        if isinstance(item, bool):
-            raise TypeError(f"axis: expected ints, got {item!r}")
-        try:
-            value = operator.index(item)
-        except TypeError:
-            raise TypeError(f"axis: expected an int or a tuple of ints, got {item!r}") from None
+        value = _as_int(item, "axis: expected an int or a tuple of ints")
         if not -d <= value < d:
             raise IndexError(f"axis: {value} is out of range for a tensor with {d} modes")
         out.append(value % d)

@@ -117,7 +117,8 @@ def _read_header(path: str) -> tuple[dict, dict]:
     for name in sorted(header, key=lambda n: _entry_start(header[n])):
         entry = header[name]
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2 and offsets[0] == end):
+        if not (isinstance(offsets, list) and len(offsets) == 2 and offsets[0] == end
+                and isinstance(offsets[1], int) and offsets[1] >= end):
             raise _fail(path, f"tensor {name!r}: data offsets {offsets} do not follow on")
         end = offsets[1]
     if end != data_size:
@@ -131,16 +132,16 @@ def _entry_start(entry: Any) -> int:
     return offsets[0] if ok else -1
 
 
-def _check_entries(path: str, header: dict, metadata: dict) -> tuple[type, list[int], bool]:
-    """Check the tensors against the metadata; ``(class, ranks, complex128 stored as pairs)``."""
+def _check_entries(path: str, header: dict, metadata: dict) -> tuple[type, bool]:
+    """Check the tensors against the metadata; ``(class, complex128 stored as pairs)``."""
     kind = metadata.get("kind")
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise _fail(path, f"kind {kind!r}, expected one of {sorted(_KINDS)}")
     cls, ndim = _KINDS[kind]
     try:
         shape = json.loads(metadata.get("shape", ""))
         ranks = json.loads(metadata.get("ranks", ""))
-    except json.JSONDecodeError:
+    except (TypeError, json.JSONDecodeError):
         raise _fail(path, "shape or ranks metadata is not JSON") from None
     d = len(shape) if isinstance(shape, list) else 0
     if d == 0 or not isinstance(ranks, list) or len(ranks) != d + 1:
@@ -151,14 +152,15 @@ def _check_entries(path: str, header: dict, metadata: dict) -> tuple[type, list[
     for k in range(d):
         entry = header[f"core_{k}"]
         modes = shape[k]
-        expected = [ranks[k], *modes, ranks[k + 1]] + ([2] if pairs else [])
         if not (isinstance(modes, list) and len(modes) == ndim - 2):
             raise _fail(path, f"core_{k}: mode sizes {modes} do not fit a {kind}")
+        expected = [ranks[k], *modes, ranks[k + 1]] + ([2] if pairs else [])
         if entry.get("shape") != expected or not all(
             isinstance(s, int) and s >= 1 for s in expected
         ):
             raise _fail(path, f"core_{k}: shape {entry.get('shape')}, expected {expected}")
-        itemsize = _ITEMSIZE.get(entry.get("dtype"))
+        dtype = entry.get("dtype")
+        itemsize = _ITEMSIZE.get(dtype) if isinstance(dtype, str) else None
         if itemsize is None:
             raise _fail(path, f"core_{k}: dtype {entry.get('dtype')!r} is not a float type")
         begin, end = entry["data_offsets"]
@@ -166,7 +168,7 @@ def _check_entries(path: str, header: dict, metadata: dict) -> tuple[type, list[
             raise _fail(path, f"core_{k}: {end - begin} bytes for shape {expected}")
     if ranks[0] != 1 or ranks[-1] != 1:
         raise _fail(path, f"ranks {ranks} must start and end with 1")
-    return cls, ranks, pairs
+    return cls, pairs
 
 
 def load(
@@ -193,9 +195,12 @@ def load(
     """
     path = os.fspath(path)
     header, metadata = _read_header(path)
-    cls, _, pairs = _check_entries(path, header, metadata)
-    library = library or metadata.get("library", "numpy")
-    if library not in ("numpy", "torch"):
+    cls, pairs = _check_entries(path, header, metadata)
+    if library is None:
+        library = metadata.get("library")
+        if library not in ("numpy", "torch"):
+            raise _fail(path, f"library {library!r}, expected 'numpy' or 'torch'")
+    elif library not in ("numpy", "torch"):
         raise ValueError(f"library: expected 'numpy' or 'torch', got {library!r}")
     dtypes = {header[name]["dtype"] for name in header}
     if library == "numpy" and "BF16" in dtypes:
@@ -219,5 +224,5 @@ def load(
     try:
         error = json.loads(metadata.get("error", "null"))
         return cls(cores, error=error)
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise _fail(path, str(exc)) from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib import pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 import ttnet
 
@@ -69,6 +70,7 @@ def main() -> plt.Figure:
         ax.set_title("teneva is not installed: ttnet only", fontsize=9)
     else:
         ax.loglog(*theirs, "s--", label="teneva.cross (after each sweep)")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("function evaluations")
     ax.set_ylabel("relative error on 2,000 random entries")
     ax.grid(True, which="both", alpha=0.3)

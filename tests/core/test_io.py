@@ -78,14 +78,15 @@ def test_write_is_atomic_and_stays_in_the_folder(tmp_path, monkeypatch):
     path = tmp_path / "x.safetensors"
     ttnet.save(path, tt)
     before = path.read_bytes()
-    import safetensors.numpy
+    from ttnet import atomic
 
-    def broken(*args, **kwargs):
-        raise KeyboardInterrupt
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(safetensors.numpy, "save", broken)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(atomic.os, "fsync", disk_full)  # fails mid-write
+    with pytest.raises(OSError, match="No space left"):
         ttnet.save(path, w)
+    monkeypatch.undo()
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["x.safetensors"]
     with pytest.raises(TypeError, match="value: expected a TensorTrain or TTMatrix"):
         ttnet.save(path, np.ones(3))
@@ -153,23 +154,62 @@ def test_corrupt_and_foreign_files_name_the_file(tmp_path):
         ttnet.load(tmp_path / "nowhere.safetensors")
 
 
-@settings(max_examples=40)
-@given(st.data())
-def test_flipped_bytes_give_a_value_error_or_a_valid_value(tmp_path_factory, data):
+def saved_sample(tmp_path_factory):
     tt, _ = sample_values()
-    path = tmp_path_factory.mktemp("flip") / "x.safetensors"
+    path = tmp_path_factory.mktemp("damaged") / "x.safetensors"
     ttnet.save(path, tt)
-    raw = bytearray(path.read_bytes())
-    for _ in range(data.draw(st.integers(1, 3))):
-        pos = data.draw(st.integers(0, len(raw) - 1))
-        raw[pos] = data.draw(st.integers(0, 255))
-    path.write_bytes(bytes(raw))
+    return tt, path
+
+
+def loads_or_names_the_file(path, shape):
+    """A damaged file gives a ValueError naming it, or (damage in a value) a valid TT."""
     try:
         loaded = ttnet.load(path)
     except ValueError as exc:
         assert str(path) in str(exc)
     else:
-        assert isinstance(loaded, TensorTrain) and loaded.shape == tt.shape
+        assert isinstance(loaded, TensorTrain) and loaded.shape == shape
+
+
+@settings(max_examples=40)
+@given(st.data())
+def test_flipped_bytes_give_a_value_error_or_a_valid_value(tmp_path_factory, data):
+    tt, path = saved_sample(tmp_path_factory)
+    raw = bytearray(path.read_bytes())
+    for _ in range(data.draw(st.integers(1, 3))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        raw[pos] = data.draw(st.integers(0, 255))
+    path.write_bytes(bytes(raw))
+    loads_or_names_the_file(path, tt.shape)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 10**13) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                 max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=60)
+@given(st.data())
+def test_hostile_header_values_give_a_value_error(tmp_path_factory, data):
+    """Any JSON value in any header or metadata field: a ValueError naming the file."""
+    tt, path = saved_sample(tmp_path_factory)
+    raw = path.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header, body = json.loads(raw[8 : 8 + length]), raw[8 + length :]
+    where = data.draw(st.sampled_from(["meta", "core"]))
+    if where == "meta":
+        key = data.draw(st.sampled_from(sorted(header["__metadata__"])))
+        value = data.draw(JSON_VALUES)
+        header["__metadata__"][key] = value if data.draw(st.booleans()) else json.dumps(value)
+    else:
+        entry = header[data.draw(st.sampled_from(["core_0", "core_1", "core_2"]))]
+        entry[data.draw(st.sampled_from(["dtype", "shape", "data_offsets"]))] = data.draw(
+            JSON_VALUES)
+    header_file(path, header, body)
+    loads_or_names_the_file(path, tt.shape)
 
 
 def test_load_checks_library_argument(tmp_path):
