@@ -63,12 +63,12 @@ def _gauss_cos_chain(x: np.ndarray) -> np.ndarray:
 
 #: name -> (d, n, interval, function of points (batch, d)), the issue's two, then ours.
 CASES: dict[str, tuple[int, int, tuple[float, float], Callable]] = {
-    "1/(1+|x|^2) d=8": (8, 32, (-1.0, 1.0), _inverse_square),
+    "1/(1+sum x^2) d=8": (8, 32, (-1.0, 1.0), _inverse_square),
     "Rosenbrock d=6": (6, 32, (-2.0, 2.0), _rosenbrock),
-    "exp(-|x|^2/2)cos(sum x_i x_i+1) d=10": (10, 32, (-1.0, 1.0), _gauss_cos_chain),
-    "1/(1+|x|^2) d=12 on [-3,3]": (12, 32, (-3.0, 3.0), _inverse_square),
+    "exp(-sum x^2/2) cos(sum x_i x_i+1) d=10": (10, 32, (-1.0, 1.0), _gauss_cos_chain),
+    "1/(1+sum x^2) d=12 on [-3,3]": (12, 32, (-3.0, 3.0), _inverse_square),
 }
-LARGE = ("1/(1+|x|^2) d=30 n=16", 30, 16, (-1.0, 1.0), _inverse_square, 1e-6)
+LARGE = ("1/(1+sum x^2) d=30 n=16", 30, 16, (-1.0, 1.0), _inverse_square, 1e-6)
 
 
 def oracle(d: int, n: int, interval: tuple[float, float], f: Callable) -> Callable:
