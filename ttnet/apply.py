@@ -9,7 +9,7 @@ reached (``.error``, on a held-out sample) and the cross record (``.info``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ttnet._backend import get_namespace, library_name
@@ -25,7 +25,7 @@ def apply(
     fn: Callable[..., Array],
     *tts: TensorTrain,
     eps: float | None = 1e-10,
-    max_rank: int | None = None,
+    max_rank: int | Sequence[int] | None = None,
     max_evals: int | None = None,
     seed: int = 0,
     n_check: int = 1000,

@@ -131,7 +131,7 @@ def tt_cross(
     fn: Callable[[Array], Array],
     shape: Sequence[int],
     eps: float | None = None,
-    max_rank: int | None = None,
+    max_rank: int | Sequence[int] | None = None,
     max_evals: int | None = None,
     seed: int = 0,
     *,
@@ -152,7 +152,7 @@ def tt_cross(
         shape: mode sizes ``(n_1, ..., n_d)``.
         eps: target relative error ``||f - tt|| / ||f||``, estimated on a held-out sample
             (``None``: add pivots until the interpolation error is at round-off).
-        max_rank: rank cap for every bond.
+        max_rank: rank cap for every bond (an int, or one per bond).
         max_evals: most distinct entries ``fn`` may evaluate (held-out sample included).
             It stops at ``eps``, ``max_rank`` or ``max_evals``, whichever comes first.
         seed: seed of the random samples and probes (same seed, same result).
@@ -272,7 +272,7 @@ def _finish(
     check: np.ndarray,
     check_values: np.ndarray,
     eps: float | None,
-    max_rank: int | None,
+    max_rank: int | Sequence[int] | None,
 ) -> TensorTrain:
     """Round, measure on the held-out sample, convert; the result with its info."""
     cores, _ = round_cores(cores, eps=None if eps is None else 0.5 * eps, max_rank=max_rank)
@@ -284,7 +284,9 @@ def _finish(
     return TensorTrain._trusted(_output(cores, oracle), error, info)
 
 
-def _dense(oracle: Oracle, eps: float | None, max_rank: int | None) -> TensorTrain:
+def _dense(
+    oracle: Oracle, eps: float | None, max_rank: int | Sequence[int] | None
+) -> TensorTrain:
     """Small tensors: evaluate every entry (one call) and decompose by TT-SVD."""
     shape = oracle.shape
     grids = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
