@@ -9,65 +9,60 @@ Example:
     True
 """
 
-# --- values, decomposition, rounding, ranks, interop (core-A) ---
 from ttnet import ranks
+from ttnet.apply import apply
+from ttnet.contraction import (
+    ContractionInfo,
+    TTMExpression,
+    contraction_info,
+    ttm_expression,
+    ttm_matvec,
+    ttm_rmatvec,
+)
+from ttnet.cost import Cost, CostModel, default_cost_model
+from ttnet.cross import CrossInfo, tt_cross
 from ttnet.decomposition import tt_matrix_svd, tt_svd
+from ttnet.dense import tt_full, ttm_dense
 from ttnet.interop import from_tensorly, to_tensorly
+from ttnet.io import load, save
+from ttnet.plans import MatrixPlan, default_num_modes, factorize, padded_size, plan_matrix
+from ttnet.precision import compute_dtype
+from ttnet.qtt import dequantize, quantize
 from ttnet.rounding import round_cores
 from ttnet.tensor_train import TensorTrain
 from ttnet.tt_matrix import TTMatrix
 
-# --- reshaping plans and contraction paths (core-B) ---
-from ttnet.contraction import (
-    ContractionInfo,
-    contraction_info,
-    tt_full,
-    ttm_dense,
-    ttm_matvec,
-    ttm_rmatvec,
-)
-from ttnet.plans import (
-    MatrixPlan,
-    default_num_modes,
-    factorize,
-    padded_size,
-    plan_matrix,
-)
-
-# --- TT-cross, elementwise functions, files, QTT (issue 14) ---
-from ttnet.apply import apply
-from ttnet.cross import CrossInfo, tt_cross
-from ttnet.io import load, save
-from ttnet.qtt import dequantize, quantize
-
 __all__: list[str] = [
-    # core-A
+    "ContractionInfo",
+    "Cost",
+    "CrossInfo",
+    "CostModel",
+    "MatrixPlan",
+    "TTMExpression",
     "TTMatrix",
     "TensorTrain",
-    "from_tensorly",
-    "ranks",
-    "round_cores",
-    "to_tensorly",
-    "tt_matrix_svd",
-    "tt_svd",
-    # core-B
-    "ContractionInfo",
-    "MatrixPlan",
-    "default_num_modes",
+    "apply",
+    "compute_dtype",
     "contraction_info",
+    "default_cost_model",
+    "default_num_modes",
+    "dequantize",
     "factorize",
+    "from_tensorly",
+    "load",
     "padded_size",
     "plan_matrix",
+    "quantize",
+    "ranks",
+    "round_cores",
+    "save",
+    "to_tensorly",
+    "tt_cross",
     "tt_full",
+    "tt_matrix_svd",
+    "tt_svd",
     "ttm_dense",
+    "ttm_expression",
     "ttm_matvec",
     "ttm_rmatvec",
-    # issue 14
-    "CrossInfo",
-    "apply",
-    "dequantize",
-    "load",
-    "quantize",
-    "save",
-    "tt_cross",
 ]

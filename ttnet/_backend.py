@@ -1,16 +1,14 @@
-"""Array-library dispatch, input checks and a small linear-algebra shim.
+"""The backend door: array-library dispatch, input checks and a small linear-algebra shim.
 
 Every ttnet function finds the array library from its inputs (numpy or torch, through
 ``array_api_compat``) and returns arrays of the same library, dtype and device. There is
-no global backend; torch is never imported here (``array_api_compat`` only looks at
-libraries already imported).
+no global backend. :func:`array_ops` is the one place that tells libraries apart: it returns
+the operations the executors need (``tensordot``, ``permute``, einsum with a path, the dense
+product), generic ones over the array-API namespace, or those of ``ttnet._torch``, the one
+file with torch-specific code. It is cached per array class, and torch is never imported
+here (``array_api_compat`` only looks at libraries already imported).
 
-Float policy: TT math needs floating-point arrays. Integer and boolean arrays are
-*converted* (not rejected) to the library's default float dtype — ``float64`` for numpy,
-``torch.get_default_dtype()`` for torch. float32, float64, complex64 and complex128 are
-kept as they are. Anything else (object, strings) raises ``TypeError``. float16 and
-bfloat16 are accepted, but the linear algebra (TT-SVD, rounding) runs in float32, since
-numpy and torch have no half-precision SVD/QR; results are cast back to the input dtype.
+Which dtypes are accepted and what half precision computes in: :mod:`ttnet.precision`.
 """
 
 from __future__ import annotations
@@ -20,8 +18,11 @@ from typing import Any
 
 import array_api_compat
 import numpy as np
+import opt_einsum
 
 __all__ = [
+    "ArrayOps",
+    "array_ops",
     "as_float_array",
     "check_finite",
     "check_nonempty",
@@ -101,12 +102,95 @@ def get_namespace(*arrays: Array, names: Sequence[str] | None = None) -> Any:
     return array_api_compat.array_namespace(arrays[0])
 
 
+class ArrayOps:
+    """The operations the executors need, for one array library (generic: its namespace).
+
+    ``ttnet._torch.TorchOps`` overrides them with torch's own functions. Obtain instances
+    from :func:`array_ops`.
+
+    Example:
+        >>> import numpy as np
+        >>> ops = array_ops(np.ones(2))
+        >>> ops.permute(np.ones((2, 3)), (1, 0)).shape, ops.device_kind(np.ones(2))
+        ((3, 2), 'cpu')
+    """
+
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+
+    def tensordot(self, a: Array, b: Array, axes: tuple[tuple[int, ...], ...]) -> Array:
+        """``tensordot`` over the given axis pairs."""
+        return self.xp.tensordot(a, b, axes=axes)
+
+    def permute(self, x: Array, axes: tuple[int, ...]) -> Array:
+        """``x`` with its axes permuted (a view where the library has views)."""
+        return self.xp.permute_dims(x, axes)
+
+    def einsum(self, equation: str, operands: Sequence[Array]) -> Array:
+        """One einsum call (``opt_einsum`` finds the library's own)."""
+        return opt_einsum.contract(equation, *operands, optimize=False)
+
+    def einsum_path(self, equation: str, operands: Sequence[Array], path: Sequence[int]) -> Any:
+        """One einsum call along a fixed pairwise path, or None where the library has none."""
+        return None
+
+    def device_kind(self, x: Array) -> str:
+        """``"cpu"``, ``"cuda"``...: the kind of device ``x`` lives on (its cost model's key)."""
+        return str(array_api_compat.device(x)).split(":")[0].lower() or "cpu"
+
+    def default_float_dtype(self) -> Any:
+        """The dtype integer and boolean inputs are converted to."""
+        return self.xp.float64
+
+    def astype(self, x: Array, dtype: Any) -> Array:
+        """``x`` cast to ``dtype`` (``x`` itself when it has that dtype)."""
+        return x if x.dtype == dtype else self.xp.astype(x, dtype)
+
+    def dense_products(self, x: Array, stages: Sequence[tuple[Any, Sequence[Array]]],
+                       bias: Array | None) -> Array:
+        """``x`` through each ``(product, cores)`` of ``stages`` in turn, then ``+ bias``.
+
+        Each product (a ``ttnet.dense.Product``) builds ``W`` from its cores and maps
+        ``h -> (h @ W.T or h @ W) * scale``.
+        """
+        from ttnet.dense import build_matrix
+
+        for (spec, transpose, scale), cores in stages:
+            w = build_matrix(cores, spec)
+            x = x @ (w.T if transpose else w)
+            x = x if scale == 1.0 else x * scale
+        return x if bias is None else x + bias
+
+
+_OPS: dict[type, ArrayOps] = {}
+
+
+def array_ops(x: Array) -> ArrayOps:
+    """The :class:`ArrayOps` of ``x``'s library (torch: ``ttnet._torch.TorchOps``), cached.
+
+    Example:
+        >>> import numpy as np
+        >>> array_ops(np.zeros(1)) is array_ops(np.ones(3))
+        True
+    """
+    ops = _OPS.get(type(x))
+    if ops is None:
+        if array_api_compat.is_torch_array(x):
+            from ttnet._torch import TorchOps  # torch is already imported: x is a tensor
+
+            ops = TorchOps()
+        else:
+            ops = ArrayOps(array_api_compat.array_namespace(x))
+        _OPS[type(x)] = ops
+    return ops
+
+
 def _is_array(x: Array) -> bool:
     return array_api_compat.is_array_api_obj(x)
 
 
 def as_float_array(x: Array, name: str) -> Array:
-    """``x`` as a floating-point array of its own library (see the module's float policy).
+    """``x`` as a floating-point array of its own library (the policy: :mod:`ttnet.precision`).
 
     Lists, tuples and scalars become numpy arrays. Integer and boolean arrays are
     converted to the library's default float dtype; float and complex arrays are
@@ -128,11 +212,8 @@ def as_float_array(x: Array, name: str) -> Array:
     if xp.isdtype(x.dtype, ("real floating", "complex floating")):
         return x
     if xp.isdtype(x.dtype, ("integral", "bool")):
-        if array_api_compat.is_torch_array(x):
-            import torch  # already imported: x is a torch tensor
-
-            return x.to(torch.get_default_dtype())
-        return xp.astype(x, xp.float64)
+        ops = array_ops(x)
+        return ops.astype(x, ops.default_float_dtype())
     raise TypeError(f"{name}: expected a numeric array, got dtype {x.dtype}")
 
 

@@ -3,13 +3,16 @@
 ``tensorly.tt_tensor.TTTensor`` and ttnet's :class:`~ttnet.TensorTrain` share the core
 layout ``(r_{k-1}, n_k, r_k)``; ``tensorly.tt_matrix.TTMatrix`` and ttnet's
 :class:`~ttnet.TTMatrix` share ``(r_{k-1}, m_k, n_k, r_k)``. Conversions reuse the core
-arrays, so round trips are exact.
+arrays, so round trips are exact. These two functions dispatch on the type; the value types'
+own ``to_tensorly`` / ``from_tensorly`` methods do the work (imports point one way: this
+module uses the value types, never the reverse).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ttnet import _tensorly
 from ttnet.tensor_train import TensorTrain
 from ttnet.tt_matrix import TTMatrix
 
@@ -28,15 +31,9 @@ def to_tensorly(value: TensorTrain | TTMatrix) -> Any:
         >>> type(to_tensorly(tt)).__name__
         'TTTensor'
     """
-    if isinstance(value, TensorTrain):
-        from tensorly.tt_tensor import TTTensor
-
-        return TTTensor(list(value.cores))
-    if isinstance(value, TTMatrix):
-        from tensorly.tt_matrix import TTMatrix as TensorlyTTMatrix
-
-        return TensorlyTTMatrix(list(value.cores))
-    raise TypeError(f"value: expected a TensorTrain or TTMatrix, got {type(value).__name__}")
+    if not isinstance(value, (TensorTrain, TTMatrix)):
+        raise TypeError(f"value: expected a TensorTrain or TTMatrix, got {type(value).__name__}")
+    return value.to_tensorly()
 
 
 def from_tensorly(obj: Any) -> TensorTrain | TTMatrix:
@@ -56,15 +53,5 @@ def from_tensorly(obj: Any) -> TensorTrain | TTMatrix:
         >>> from_tensorly(TTTensor([np.ones((1, 2, 1)), np.ones((1, 3, 1))])).shape
         (2, 3)
     """
-    factors = getattr(obj, "factors", obj)
-    if isinstance(factors, (str, bytes)) or not isinstance(factors, (list, tuple)) or not factors:
-        raise TypeError(
-            f"obj: expected a tensorly TTTensor / TTMatrix or a list of factors, "
-            f"got {type(obj).__name__}"
-        )
-    ndim = getattr(factors[0], "ndim", None)
-    if ndim == 3:
-        return TensorTrain(list(factors))
-    if ndim == 4:
-        return TTMatrix(list(factors))
-    raise TypeError(f"obj: expected 3-D (TT tensor) or 4-D (TT matrix) factors, got ndim {ndim}")
+    found = _tensorly.factors(obj)
+    return TensorTrain(found) if found[0].ndim == 3 else TTMatrix(found)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ttnet import indexing
+from ttnet import _tensorly, indexing
 from ttnet._base import TTBase
-from ttnet.contraction import tt_full
+from ttnet.dense import tt_full
 
 __all__ = ["TensorTrain"]
 
@@ -71,7 +71,7 @@ class TensorTrain(TTBase):
         return len(self._cores)
 
     def full(self) -> Array:
-        """The dense tensor of shape :attr:`shape` (via :func:`ttnet.contraction.tt_full`).
+        """The dense tensor of shape :attr:`shape` (via :func:`ttnet.dense.tt_full`).
 
         Example:
             >>> import numpy as np
@@ -153,9 +153,7 @@ class TensorTrain(TTBase):
             >>> TensorTrain([np.ones((1, 2, 1))]).to_tensorly().rank
             (1, 1)
         """
-        from ttnet.interop import to_tensorly
-
-        return to_tensorly(self)
+        return _tensorly.to_tensorly(self._cores)
 
     @classmethod
     def from_tensorly(cls, obj: Any) -> TensorTrain:
@@ -167,12 +165,7 @@ class TensorTrain(TTBase):
             >>> TensorTrain.from_tensorly(TTTensor([np.ones((1, 2, 1))])).shape
             (2,)
         """
-        from ttnet.interop import from_tensorly
-
-        result = from_tensorly(obj)
-        if not isinstance(result, cls):
-            raise TypeError(f"obj: expected a tensorly TTTensor, got {type(obj).__name__}")
-        return result
+        return cls(_tensorly.factors(obj, ndim=3))
 
     def __repr__(self) -> str:
         return (

@@ -6,10 +6,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ttnet import indexing
+from ttnet import _tensorly, indexing
 from ttnet._backend import as_float_array, get_namespace
 from ttnet._base import TTBase
-from ttnet.contraction import ttm_dense, ttm_matvec, ttm_rmatvec
+from ttnet.contraction import ttm_matvec, ttm_rmatvec
+from ttnet.dense import ttm_dense
 from ttnet.tensor_train import TensorTrain
 
 __all__ = ["TTMatrix"]
@@ -121,7 +122,7 @@ class TTMatrix(TTBase):
         return TTMatrix._trusted([xp.permute_dims(c, (0, 2, 1, 3)) for c in self._cores])
 
     def to_dense(self) -> Array:
-        """The dense matrix ``(M, N)`` (via :func:`ttnet.contraction.ttm_dense`).
+        """The dense matrix ``(M, N)`` (via :func:`ttnet.dense.ttm_dense`).
 
         Example:
             >>> import numpy as np
@@ -311,9 +312,7 @@ class TTMatrix(TTBase):
             >>> TTMatrix([np.ones((1, 2, 3, 1))]).to_tensorly().shape
             (2, 3)
         """
-        from ttnet.interop import to_tensorly
-
-        return to_tensorly(self)
+        return _tensorly.to_tensorly(self._cores)
 
     @classmethod
     def from_tensorly(cls, obj: Any) -> TTMatrix:
@@ -325,12 +324,7 @@ class TTMatrix(TTBase):
             >>> TTMatrix.from_tensorly(TLMatrix([np.ones((1, 2, 3, 1))])).shape
             (2, 3)
         """
-        from ttnet.interop import from_tensorly
-
-        result = from_tensorly(obj)
-        if not isinstance(result, cls):
-            raise TypeError(f"obj: expected a tensorly TTMatrix, got {type(obj).__name__}")
-        return result
+        return cls(_tensorly.factors(obj, ndim=4))
 
     def __repr__(self) -> str:
         return (

@@ -1,6 +1,7 @@
-"""Tests for ttnet.contraction: dense references, strategy choice, caching, torch autograd."""
+"""Tests for ttnet.contraction: expressions against dense references for every executor, the
+cost model as part of the cache key, caching, half precision, and torch autograd."""
 
-import math
+import dataclasses
 
 import numpy as np
 import opt_einsum
@@ -8,171 +9,85 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ttnet import contraction
-from ttnet.contraction import (
-    contraction_info,
-    tt_full,
-    ttm_dense,
-    ttm_matvec,
-    ttm_rmatvec,
-)
+from ttnet import contraction_info, ttm_expression, ttm_matvec, ttm_rmatvec
+from ttnet.cost import COST_MODELS, CostModel, default_cost_model
 
-
-def _ranks(d, r):
-    return [1] + [r] * (d - 1) + [1]
-
-
-def _tt_cores(rng, shape, r, dtype=np.float64):
-    rk = _ranks(len(shape), r)
-    return [rng.standard_normal((rk[k], n, rk[k + 1])).astype(dtype) for k, n in enumerate(shape)]
-
-
-def _ttm_cores(rng, m, n, r, dtype=np.float64):
-    rk = _ranks(len(m), r)
-    return [
-        rng.standard_normal((rk[k], m[k], n[k], rk[k + 1])).astype(dtype) for k in range(len(m))
-    ]
-
-
-def _einsum_full(cores):
-    """Dense reference: one einsum over all cores (independent of the code under test)."""
-    d = len(cores)
-    sym = opt_einsum.get_symbol
-    terms = [sym(2 * d + k) + sym(k) + sym(2 * d + k + 1) for k in range(d)]
-    return np.einsum(",".join(terms) + "->" + "".join(sym(k) for k in range(d)), *cores)
-
-
-def _einsum_dense(cores):
-    d = len(cores)
-    sym = opt_einsum.get_symbol
-    terms = [sym(2 * d + k) + sym(k) + sym(d + k) + sym(2 * d + k + 1) for k in range(d)]
-    out = "".join(sym(k) for k in range(d)) + "".join(sym(d + k) for k in range(d))
-    w = np.einsum(",".join(terms) + "->" + out, *cores)
-    return w.reshape(math.prod(c.shape[1] for c in cores), -1)
-
-
-mode_lists = st.lists(st.integers(1, 4), min_size=1, max_size=5)
-dtypes = st.sampled_from([np.float32, np.float64])
-
-
-def _tol(dtype):
-    return 1e-4 if dtype == np.float32 else 1e-10
-
-
-@given(shape=mode_lists, r=st.integers(1, 4), dtype=dtypes, seed=st.integers(0, 2**16))
-def test_tt_full_matches_einsum(shape, r, dtype, seed):
-    cores = _tt_cores(np.random.default_rng(seed), shape, r, dtype)
-    full = tt_full(cores)
-    assert full.shape == tuple(shape) and full.dtype == dtype
-    np.testing.assert_allclose(full, _einsum_full(cores), rtol=_tol(dtype), atol=_tol(dtype))
+EXECUTORS = ("steps", "einsum", "dense")
+#: Synthetic models: the tests below depend on what they charge, never on fitted constants.
+FLOPS_ONLY = CostModel("cpu", 1.0, 0.0, 0.0, source="test: FLOPs only")
+MEMORY_ONLY = CostModel("cpu", 0.0, 1.0, 0.0, source="test: elements only")
 
 
 @given(
     modes=st.lists(st.tuples(st.integers(1, 4), st.integers(1, 4)), min_size=1, max_size=4),
     r=st.integers(1, 4),
     lead=st.lists(st.integers(0, 5), min_size=0, max_size=2),
-    dtype=dtypes,
+    dtype=st.sampled_from([np.float32, np.float64]),
+    executor=st.sampled_from(EXECUTORS),
     seed=st.integers(0, 2**16),
 )
-def test_ttm_products_match_dense(modes, r, lead, dtype, seed):
+def test_every_executor_matches_dense(modes, r, lead, dtype, executor, seed, ref):
     rng = np.random.default_rng(seed)
-    m, n = [a for a, _ in modes], [b for _, b in modes]
-    cores = _ttm_cores(rng, m, n, r, dtype)
-    w = _einsum_dense(cores)
-    tol = _tol(dtype)
-    np.testing.assert_allclose(ttm_dense(cores), w, rtol=tol, atol=tol)
+    cores = ref.ttm_cores(rng, [a for a, _ in modes], [b for _, b in modes], r, dtype)
+    w = ref.einsum_dense(cores)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    rows = int(np.prod(lead))
     x = rng.standard_normal((*lead, w.shape[1])).astype(dtype)
-    y = ttm_matvec(cores, x)
+    matvec = ttm_expression([c.shape for c in cores], rows, executor=executor)
+    y = matvec(cores, x)
     assert y.shape == (*lead, w.shape[0]) and y.dtype == dtype
     np.testing.assert_allclose(y, x @ w.T, rtol=tol, atol=tol * max(1, w.shape[1]))
     z = rng.standard_normal((*lead, w.shape[0])).astype(dtype)
-    np.testing.assert_allclose(
-        ttm_rmatvec(cores, z), z @ w, rtol=tol, atol=tol * max(1, w.shape[0])
-    )
+    rmatvec = ttm_expression([c.shape for c in cores], rows, kind="rmatvec", executor=executor)
+    bias = rng.standard_normal(w.shape[1]).astype(dtype)
+    np.testing.assert_allclose(rmatvec(cores, z, bias), z @ w + bias, rtol=tol,
+                               atol=tol * max(1, w.shape[0]))
+    np.testing.assert_allclose(ttm_matvec(cores, x), x @ w.T, rtol=tol, atol=tol * max(1, w.shape[1]))
 
 
-def _strategy_case():
-    """64 x 768 as (4,4,4) x (8,8,12) at rank 5: the TT network for 8 rows, dense W for 8192."""
-    return _ttm_cores(np.random.default_rng(0), (4, 4, 4), (8, 8, 12), 5)
+def test_cost_model_is_part_of_the_cache_key():
+    """A changed model gets its own plan (the old module constants left stale plans)."""
+    shapes = ((1, 2, 6, 5), (5, 2, 8, 5), (5, 2, 8, 1))  # a LoRA factor 384 -> 8
+    first = ttm_expression(shapes, 512, cost_model=FLOPS_ONLY)
+    assert ttm_expression(list(map(list, shapes)), 512, cost_model=FLOPS_ONLY) is first
+    changed = dataclasses.replace(FLOPS_ONLY, seconds_per_call=1.0)
+    second = ttm_expression(shapes, 512, cost_model=changed)
+    assert second is not first and second.info.cost_model is changed
+    assert first.info.cost_model is FLOPS_ONLY
+    assert ttm_expression(shapes, 512).info.cost_model is default_cost_model("cpu")
 
 
-def test_strategy_depends_on_rows():
-    cores = _strategy_case()
-    small, large = contraction_info(cores, 8), contraction_info(cores, 8192)
-    assert small.strategy == "tt" and small.tt_cost.seconds < small.dense_cost.seconds
-    assert large.strategy == "dense" and large.dense_cost.seconds <= large.tt_cost.seconds
-    assert small.flops == small.tt_flops and large.flops == large.dense_flops
-    assert large.dense_flops == large.build_flops + 2 * 8192 * 64 * 768
-    assert large.dense_cost.flops == large.dense_flops
+def test_thin_factors_with_many_rows_move_less_memory_densely():
+    """Intermediates of a thin network are as large as x; W of a LoRA factor is tiny."""
+    for m, n in [((2, 2, 2), (6, 8, 8)), ((6, 8, 8), (2, 2, 2)), ((1, 2, 2, 2), (8, 8, 8, 8))]:
+        shapes = [(1 if k == 0 else 5, a, b, 1 if k == len(m) - 1 else 5)
+                  for k, (a, b) in enumerate(zip(m, n))]
+        info = ttm_expression(shapes, 4096, cost_model=MEMORY_ONLY).info
+        assert info.executor == "dense"
+        assert info.dense_cost.elements < info.tt_cost.elements
 
 
-def test_cost_model_counts():
-    """The dense route's cost, counted by hand for a 2-core (6 x 20) TT matrix and 7 rows."""
-    cores = _ttm_cores(np.random.default_rng(0), (2, 3), (4, 5), 2)
-    dense = contraction_info(cores, 7).dense_cost
-    build = contraction.Cost(2 * 8 * 2 * 15, 2 * 8 * 2 * 15 * 8 // 2, 8 * 2 + 2 * 15 + 8 * 15, 1)
-    copy = contraction.Cost(0, 0, 2 * 120, 1)
-    product = contraction.Cost(2 * 7 * 20 * 6, 2 * 7 * 20 * 6 * 8 // 6, 7 * 20 + 120 + 7 * 6, 1)
-    assert dense == build + copy + product
-    assert dense.seconds == pytest.approx(
-        contraction.SECONDS_PER_FLOP * dense.narrow_flops
-        + contraction.SECONDS_PER_ELEMENT * dense.elements
-        + contraction.SECONDS_PER_CALL * dense.calls
-    )
-
-
-@pytest.mark.parametrize(
-    ("m", "n", "rank", "rows"),
-    [
-        ((2, 2, 2), (6, 8, 8), 5, 1024),  # LoRA A 384 -> 8 (planned)
-        ((6, 8, 8), (2, 2, 2), 5, 1024),  # LoRA B 8 -> 384
-        ((1, 1, 1, 8), (6, 8, 8, 1), 5, 1024),  # LoRA A 384 -> 8, the paper's layout
-        ((1, 2, 2, 2), (8, 8, 8, 8), 5, 4096),  # LoRA A 4096 -> 8
-        ((4, 4, 4), (8, 8, 12), 5, 4096),  # adapter down 768 -> 64 (planned)
-    ],
-)
-def test_thin_factors_with_many_rows_build_the_dense_weight(m, n, rank, rows):
-    """Memory-bound TT networks lose to one matmul with a tiny W (measured; the model agrees)."""
-    cores = _ttm_cores(np.random.default_rng(0), m, n, rank)
-    assert contraction_info(cores, rows).strategy == "dense"
-    assert contraction.ttm_strategy([c.shape for c in cores], rows) == "dense"
-
-
-def test_copies_of_non_contiguous_operands_are_counted():
-    """x's contracted mode in the middle forces a copy of x; at the end it does not."""
-    cores = _ttm_cores(np.random.default_rng(0), (1, 1, 1), (8, 8, 8), 1)
-    sizes = {"a": 64, "b": 8, "c": 8, "d": 8}
-    assert contraction._mergeable("abcd", ("abc", "d"), sizes)
-    assert contraction._mergeable("abcd", ("ab", "cd"), sizes)
-    assert not contraction._mergeable("abcd", ("acd", "b"), sizes)
-    assert contraction._mergeable("abcd", ("acd", "b"), {**sizes, "c": 1, "d": 1})
-    assert contraction_info(cores, 64).tt_cost.elements > 0
-
-
-def test_path_depends_on_rows():
-    cores = _ttm_cores(np.random.default_rng(0), (4, 4, 4), (4, 4, 4), 4)
-    assert contraction_info(cores, 8).path != contraction_info(cores, 8192).path
-
-
-def test_both_strategies_agree_with_dense():
-    cores = _strategy_case()
-    w = _einsum_dense(cores)
-    rng = np.random.default_rng(1)
-    for rows in (8, 8192):
-        x = rng.standard_normal((rows, 768))
-        np.testing.assert_allclose(ttm_matvec(cores, x), x @ w.T, rtol=1e-10, atol=1e-8)
-
-
-def test_paper_sized_layer_uses_tt_network():
-    cores = _ttm_cores(np.random.default_rng(0), (8, 8, 8, 8), (8, 8, 8, 8), 8)
+def test_large_square_layer_takes_the_tt_network_by_flops():
+    """4096 x 4096 at TT rank 8: opt_einsum's count of the network is a fraction of the GEMM's."""
+    shapes = [(1, 8, 8, 8), (8, 8, 8, 8), (8, 8, 8, 8), (8, 8, 8, 1)]
     for rows in (8, 64, 8192):
-        info = contraction_info(cores, rows)
-        assert info.strategy == "tt" and info.tt_flops * 3 < info.dense_flops
-        assert info.tt_cost.seconds * 2 < info.dense_cost.seconds
+        info = ttm_expression(shapes, rows, cost_model=FLOPS_ONLY).info
+        assert info.strategy == "tt" and info.tt_flops * 3 < 2 * rows * 4096 * 4096
+        assert info.dense_flops == info.build_flops + 2 * rows * 4096 * 4096
 
 
-def test_path_search_is_cached(monkeypatch):
-    cores = _ttm_cores(np.random.default_rng(0), (3, 5), (2, 7), 3)
+def test_report_is_separate_from_the_runner(ref):
+    cores = ref.ttm_cores(np.random.default_rng(0), (3, 5), (2, 7), 3)
+    expression = ttm_expression([c.shape for c in cores], 11)
+    info = expression.info
+    assert not callable(info) and dataclasses.is_dataclass(info)
+    assert info == contraction_info(cores, 11)
+    assert info.path and info.equation.count(",") == 2
+    assert info.flops == (info.dense_flops if info.executor == "dense" else info.tt_flops)
+
+
+def test_path_search_is_cached(monkeypatch, ref):
+    cores = ref.ttm_cores(np.random.default_rng(0), (3, 5), (2, 7), 3)
     x = np.ones((11, 14))
     ttm_matvec(cores, x)
     calls = []
@@ -180,40 +95,29 @@ def test_path_search_is_cached(monkeypatch):
     monkeypatch.setattr(
         opt_einsum, "contract_path", lambda *a, **k: calls.append(1) or original(*a, **k)
     )
-    hits = contraction._plan.cache_info().hits
+    hits = ttm_expression.cache_info().hits
     for _ in range(5):
         ttm_matvec(cores, x)
-    assert calls == [] and contraction._plan.cache_info().hits == hits + 5
+    assert calls == [] and ttm_expression.cache_info().hits == hits + 5
     ttm_matvec(cores, np.ones((12, 14)))  # a new row count is a new search
     assert calls == [1]
     assert contraction_info(cores, 11) is contraction_info(cores, 11)
 
 
-def test_zero_rows():
-    cores = _ttm_cores(np.random.default_rng(0), (2, 3), (4, 5), 2)
+def test_path_depends_on_rows(ref):
+    cores = ref.ttm_cores(np.random.default_rng(0), (4, 4, 4), (4, 4, 4), 4)
+    assert contraction_info(cores, 8).path != contraction_info(cores, 8192).path
+
+
+def test_zero_rows(ref):
+    cores = ref.ttm_cores(np.random.default_rng(0), (2, 3), (4, 5), 2)
     assert ttm_matvec(cores, np.ones((0, 20))).shape == (0, 6)
     assert contraction_info(cores, 0).strategy == "dense"
 
 
-@pytest.mark.parametrize(
-    ("cores", "message"),
-    [
-        ([], "cores must be a non-empty"),
-        ([np.ones((1, 2, 2, 2)), np.ones((3, 2, 2, 1))], "ranks do not chain"),
-        ([np.ones((2, 2, 2, 1))], "start and end with rank 1"),
-        ([np.ones((1, 2, 1))], "cores\\[0\\] must have 4 axes"),
-    ],
-)
-def test_bad_cores(cores, message):
-    with pytest.raises(ValueError, match=message):
-        ttm_matvec(cores, np.ones((1, 2)))
-    if cores:
-        with pytest.raises(ValueError, match=message.replace("4 axes", "")):
-            ttm_dense(cores)
-
-
-def test_bad_inputs():
-    cores = _ttm_cores(np.random.default_rng(0), (2, 3), (4, 5), 2)
+def test_bad_inputs(ref):
+    cores = ref.ttm_cores(np.random.default_rng(0), (2, 3), (4, 5), 2)
+    shapes = [c.shape for c in cores]
     with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 20\), got \(3, 6\)"):
         ttm_matvec(cores, np.ones((3, 6)))
     with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 6\)"):
@@ -222,83 +126,114 @@ def test_bad_inputs():
         ttm_matvec(cores, np.float64(1.0))
     with pytest.raises(ValueError, match="rows must be"):
         contraction_info(cores, -1)
+    with pytest.raises(ValueError, match="rows must be"):
+        ttm_expression(shapes, True)
     with pytest.raises(ValueError, match="kind must be"):
         contraction_info(cores, 2, kind="both")
-    with pytest.raises(ValueError, match="cores\\[1\\] must have 3 axes"):
-        tt_full([np.ones((1, 2, 1)), np.ones((1, 2, 1, 1))])
+    with pytest.raises(ValueError, match="executor must be"):
+        ttm_expression(shapes, 2, executor="gpu")
+    with pytest.raises(TypeError, match="cost_model: expected a CostModel"):
+        ttm_expression(shapes, 2, cost_model="cpu")
+    expression = ttm_expression(shapes, 3)
+    with pytest.raises(ValueError, match="with 3 rows"):
+        expression(cores, np.ones((4, 20)))
+    with pytest.raises(ValueError, match="expected 2 cores"):
+        expression(cores[:1], np.ones((3, 20)))
+    with pytest.raises(ValueError, match="ranks do not chain"):
+        ttm_expression([(1, 2, 2, 2), (3, 2, 2, 1)], 3)
 
 
-@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
-def test_torch_matches_numpy_and_autograd(dtype_name):
+@pytest.mark.parametrize("executor", EXECUTORS)
+@pytest.mark.parametrize("merged", [False, True])
+def test_torch_executors_agree_in_values_and_gradients(executor, merged, ref):
+    """float64 gradcheck of x, bias and cores; ``merged``: cores given as (r, m*n, r')."""
     torch = pytest.importorskip("torch")
-    dtype = getattr(torch, dtype_name)
-    rng = np.random.default_rng(3)
-    np_cores = _ttm_cores(rng, (4, 8, 8), (8, 8, 12), 5)
-    cores = [torch.nn.Parameter(torch.from_numpy(c).to(dtype)) for c in np_cores]
-    x_np = rng.standard_normal((2, 4, 768))
-    x = torch.from_numpy(x_np).to(dtype).requires_grad_()
-    y = ttm_matvec(cores, x)
-    assert y.shape == (2, 4, 256) and y.dtype == dtype
-    tol = 1e-4 if dtype == torch.float32 else 1e-10
-    w = _einsum_dense(np_cores)
-    np.testing.assert_allclose(y.detach().numpy(), x_np @ w.T, rtol=tol, atol=tol * 100)
-    y.square().sum().backward()
-    assert all(c.grad is not None and c.grad.shape == c.shape for c in cores)
-    # gradient check against the dense route
-    w_t = ttm_dense([c.detach().requires_grad_() for c in cores])
-    x2 = x.detach().requires_grad_()
-    (x2 @ w_t.T).square().sum().backward()
-    torch.testing.assert_close(x.grad, x2.grad, rtol=tol * 10, atol=tol * 100)
-    z = ttm_rmatvec(cores, y.detach())
-    assert z.shape == (2, 4, 768)
-    full = tt_full([torch.from_numpy(c).to(dtype) for c in _tt_cores(rng, (3, 4, 5), 2)])
-    assert full.shape == (3, 4, 5) and full.dtype == dtype
+    shapes = ((1, 2, 3, 2), (2, 4, 1, 3), (3, 1, 5, 1))
+    gen = torch.Generator().manual_seed(0)
+    cores = [torch.randn(s, dtype=torch.float64, generator=gen) for s in shapes]
+    if merged:
+        cores = [c.reshape(c.shape[0], -1, c.shape[-1]) for c in cores]
+    cores = [c.requires_grad_() for c in cores]
+    expression = ttm_expression(shapes, 6, executor=executor)
+    x = torch.randn(2, 3, 15, dtype=torch.float64, generator=gen, requires_grad=True)
+    bias = torch.randn(8, dtype=torch.float64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, b, *c: expression(list(c), x, b), (x, bias, *cores))
+    w = torch.from_numpy(ref.einsum_dense([c.detach().reshape(s).numpy() for c, s in
+                                       zip(cores, shapes)]))
+    torch.testing.assert_close(expression(cores, x, bias), x @ w.T + bias)
 
 
-def test_torch_both_strategies_and_bfloat16():
+def test_torch_dense_route_is_one_autograd_node():
     torch = pytest.importorskip("torch")
-    cores = [torch.from_numpy(c) for c in _strategy_case()]
-    w = ttm_dense(cores)
-    for rows in (8, 8192):
-        x = torch.randn(rows, 768, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-        torch.testing.assert_close(ttm_matvec(cores, x), x @ w.T)
-    bf_cores = [c.to(torch.bfloat16) for c in cores]
-    x = torch.randn(8, 768, generator=torch.Generator().manual_seed(1))
-    y = ttm_matvec(bf_cores, x.to(torch.bfloat16))
-    assert y.dtype == torch.bfloat16
-    ref = x.double() @ ttm_dense([c.double() for c in bf_cores]).T
-    assert ((y.double() - ref).norm() / ref.norm()).item() < 3e-2
+    shapes = ((1, 2, 6, 5), (5, 2, 8, 5), (5, 2, 8, 1))
+    cores = [torch.randn(s, requires_grad=True) for s in shapes]
+    x = torch.randn(64, 384, requires_grad=True)
+    y = ttm_expression(shapes, 64, executor="dense")(cores, x)
+    assert type(y.grad_fn).__name__ == "DenseProductsBackward"
+    with torch.no_grad():  # nothing to record: plain operations, no node
+        assert ttm_expression(shapes, 64, executor="dense")(cores, x).grad_fn is None
 
 
-def test_torch_einsum_executor_and_its_fallback(monkeypatch):
+def test_torch_uses_the_model_of_its_device_kind_or_the_one_given():
+    torch = pytest.importorskip("torch")
+    cores = [torch.randn(s) for s in ((1, 4, 4, 3), (3, 4, 4, 1))]
+    assert contraction_info(cores, 32).cost_model is COST_MODELS["cpu"]
+    calls_only = CostModel("cpu", 0.0, 0.0, 1.0)
+    x = torch.randn(32, 16, requires_grad=True)
+    y = ttm_matvec(cores, x, cost_model=calls_only)
+    info = contraction_info(cores, 32, cost_model=calls_only)
+    assert info.cost_model is calls_only
+    assert (type(y.grad_fn).__name__ == "DenseProductsBackward") == (info.executor == "dense")
+
+
+@pytest.mark.parametrize("half", ["bfloat16", "float16"])
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_half_precision_computes_in_float32(half, executor, ref):
+    """Each entry is the exact product up to one half-precision ulp plus float32 round-off
+    (a chain of d products rounded in half precision, 2^-8 or 2^-11 each, misses that)."""
+    torch = pytest.importorskip("torch")
+    dtype = getattr(torch, half)
+    shapes = ((1, 4, 8, 6), (6, 4, 8, 6), (6, 4, 8, 6), (6, 2, 4, 1))
+    gen = torch.Generator().manual_seed(0)
+    cores = [(torch.randn(s, generator=gen) / 3).to(dtype).requires_grad_() for s in shapes]
+    x = torch.randn(16, 2048, generator=gen).to(dtype).requires_grad_()
+    y = ttm_expression(shapes, 16, executor=executor)(cores, x)
+    assert y.dtype == dtype
+    w = torch.from_numpy(ref.einsum_dense([c.detach().double().numpy() for c in cores]))
+    exact = x.detach().double() @ w.T
+    ulp = torch.finfo(dtype).eps * 2.0 ** torch.floor(torch.log2(exact.abs()))
+    scale = x.detach().double().abs() @ w.abs().T  # float32 round-off: 1e-6 of it
+    assert bool(((y.double() - exact).abs() <= ulp + 1e-6 * scale).all())
+    y.float().sum().backward()
+    assert x.grad.dtype == dtype and all(c.grad.dtype == dtype for c in cores)
+
+
+def test_torch_einsum_executor_and_its_fallback(monkeypatch, ref):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(5)
-    np_cores = _ttm_cores(rng, (4, 8, 8, 4), (4, 8, 8, 4), 8)
+    np_cores = ref.ttm_cores(rng, (4, 8, 8, 4), (4, 8, 8, 4), 8)
     cores = [torch.nn.Parameter(torch.from_numpy(c)) for c in np_cores]
-    info = contraction_info(cores, 64)
-    assert info.strategy == "tt" and info.tt_cost.seconds >= contraction.EINSUM_MIN_SECONDS
-    assert info.einsum_path == tuple(i for step in info.path for i in step)
-    assert contraction_info(cores, 1).einsum_path is None  # small networks run the steps
+    expression = ttm_expression([c.shape for c in cores], 64, executor="einsum")
     x = torch.from_numpy(rng.standard_normal((64, 1024))).requires_grad_()
     calls = []
     original = torch._VF.einsum
     monkeypatch.setattr(
         torch._VF, "einsum", lambda *a, **k: calls.append(k["path"]) or original(*a, **k)
     )
-    y = ttm_matvec(cores, x)
+    y = expression(cores, x)
     y.square().sum().backward()
-    assert calls == [list(info.einsum_path)]
+    assert calls == [[i for step in expression.info.path for i in step]]
     grads = [x.grad, *(c.grad for c in cores)]
-    ref = x.detach().numpy() @ _einsum_dense(np_cores).T
+    ref = x.detach().numpy() @ ref.einsum_dense(np_cores).T
     np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-10, atol=1e-10)
-    assert ttm_matvec(np_cores, x.detach().numpy()).shape == (64, 1024)  # numpy: the steps
+    assert expression(np_cores, x.detach().numpy()).shape == (64, 1024)  # numpy: the steps
     assert len(calls) == 1
 
     # a torch whose _VF.einsum takes no path: the call raises TypeError, the steps run
     monkeypatch.setattr(torch._VF, "einsum", lambda equation, operands: pytest.fail("no path"))
     for t in (x, *cores):
         t.grad = None
-    y2 = ttm_matvec(cores, x)
+    y2 = expression(cores, x)
     y2.square().sum().backward()
     torch.testing.assert_close(y2, y)
     for before, t in zip(grads, (x, *cores)):

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import ttnet
 from ttnet import ranks as R
-from ttnet.contraction import tt_full
+from ttnet import tt_full
 
 
 def random_cores(rng, shape, ranks, dtype=np.float64):
