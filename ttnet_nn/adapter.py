@@ -113,7 +113,8 @@ class TTAdapter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the adapter to ``x`` of shape ``(..., hidden_size)``."""
-        h = ACTIVATIONS[self.non_linearity](self.down(self.dropout(x)))
+        h = self.down(self.dropout(x) if isinstance(self.dropout, nn.Dropout) else x)
+        h = ACTIVATIONS[self.non_linearity](h)
         update = self.up(h)
         return x + (update if self.scaling == 1.0 else self.scaling * update)
 

@@ -3,78 +3,77 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ttnet import TensorTrain, contraction
+from ttnet import (
+    ContractionInfo,
+    CostModel,
+    TensorTrain,
+    compute_dtype,
+    default_cost_model,
+    round_cores,
+)
 
 from ._checks import layer_input, positive_int, rank_spec
-from ._layout import Layout, resolve_layout, resolve_ranks
+from ._plans import LayerPlans
+from .layout import Layout, resolve_layout, resolve_ranks
 
 DEFAULT_TT_RANK = 8
-
-
-def compute_dtype(input_dtype: torch.dtype, param_dtype: torch.dtype) -> torch.dtype:
-    """The dtype a TT contraction runs in: the promoted dtype of input and cores, at least float32.
-
-    A TT forward is a chain of ``d`` small products; in bfloat16/float16 every intermediate
-    would be rounded to an 8/11-bit mantissa, so the error grows with ``d``. The cores are small,
-    so casting them (and the input) to float32 costs little; the result is cast back to the
-    input's dtype.
-
-    Example:
-        >>> compute_dtype(torch.bfloat16, torch.bfloat16)
-        torch.float32
-        >>> compute_dtype(torch.float32, torch.float64)
-        torch.float64
-    """
-    dtype = torch.promote_types(input_dtype, param_dtype)
-    if torch.finfo(dtype).bits < 32:
-        return torch.float32
-    return dtype
 
 
 class TTLinear(nn.Module):
     """A linear layer ``y = x @ W.T + b`` whose weight ``W`` (out x in) is a tensor train.
 
     The cores are plain parameters in ``self.cores`` (an ``nn.ParameterList``). The forward pass
-    contracts the input with the cores through :func:`ttnet.contraction.ttm_matvec`, which
-    picks, for the actual number of rows, the cheaper of the TT network (its opt_einsum path is
-    cached) and "build the dense ``W`` then matmul". Nothing is cached on the module, so
-    ``state_dict``, ``.to()``, DDP, FSDP and ``torch.compile`` see only the parameters.
+    runs the product planned by :func:`ttnet.ttm_expression` for the actual number of rows: the
+    TT network (its opt_einsum path cached) or "build the dense ``W``, then one matrix product",
+    whichever the cost model (:attr:`cost_model`, default: :func:`ttnet.default_cost_model` of the
+    input's device kind) predicts to be faster; on the dense route training builds ``W`` and
+    differentiates the build by hand, in one autograd node.
 
-    Precision: the contraction runs in :func:`compute_dtype` (the promoted dtype of input and
-    cores, at least float32), and the output has the input's dtype.
+    Inference: in eval mode without gradients, where one product with a built ``W`` is modelled
+    no slower than the TT network, the built ``W`` is kept and reused (rebuilt when a core
+    changes: an optimizer step, ``load_state_dict``, ``copy_``, ``.to()``; not after writes
+    through ``.data``), so inference costs what a dense layer does. It is never in ``state_dict``.
 
-    Initialisation: cores are drawn i.i.d. ``N(0, s^2)`` with ``s^(2d) * prod(inner ranks)`` equal
-    to ``1 / (3 * in_features)``, the variance of ``nn.Linear``'s kaiming-uniform weight (so the
-    dense weight's expected mean square is that variance), and then rescaled together so that
-    the mean square equals it exactly (computed from the cores with
-    :meth:`ttnet.TensorTrain.norm`; no dense weight is built). On the ``meta`` device, which
-    holds no values, the rescaling is skipped, so layers can be built there and materialised
-    later (``to_empty`` then ``reset_parameters``). The bias follows
-    ``nn.Linear``: ``U(-1/sqrt(in), 1/sqrt(in))``.
+    Precision (:mod:`ttnet.precision`): parameters are stored in the layer's dtype; forward and
+    backward compute in :func:`ttnet.compute_dtype` (at least float32); the output has the input's
+    dtype and the gradients the parameters' dtype.
+
+    Initialisation: cores are drawn i.i.d. ``N(0, s^2)`` (in float32) with
+    ``s^(2d) * prod(inner ranks)`` equal to ``1 / (3 * in_features)``, the variance of
+    ``nn.Linear``'s kaiming-uniform weight, then rescaled together so that the dense weight's mean
+    square equals it exactly (computed from the cores with :meth:`ttnet.TensorTrain.norm`; no
+    dense weight is built), and stored in the layer's dtype. On the ``meta`` device, which holds no
+    values, nothing is drawn, so layers can be built there and materialised later (``to_empty``
+    then ``reset_parameters``). The bias follows ``nn.Linear``: ``U(-1/sqrt(in), 1/sqrt(in))``.
 
     Args:
         in_features: size of each input sample.
         out_features: size of each output sample.
         bias: whether to add a learnable bias.
-        tt_rank: rank of every inner bond (an int) or one per bond. In a TT matrix each is
-            lowered to the largest rank its bond can use; the paper's tensor layout keeps it
-            everywhere, as the official code does (so the paper's counts are reproduced).
-            Default 8.
-        max_rank: the same as ``tt_rank`` under the name :func:`ttnet.tt_svd` uses; give at
-            most one of the two.
-        shapes: how ``W`` becomes TT cores. None: :func:`ttnet.plans.plan_matrix` (any sizes;
-            zero padding where a size factorises badly). A :class:`ttnet.plans.MatrixPlan`, or a
-            pair ``(out_modes, in_modes)``: a TT matrix with cores ``(r, m_k, n_k, r')``. A flat
-            sequence of ints with product ``in * out``, or ``"paper"``
-            (:func:`ttnet_nn.presets.loretta_tensor_shape`): the LoRETTA paper's layout, a TT tensor
-            (cores ``(r, t_k, r')``) reshaped row-major to ``(in, out)``.
+        tt_rank: rank of every inner bond (an int) or one per bond, default 8. In a TT matrix each
+            is lowered to the largest rank its bond can use; the paper's tensor layout keeps it
+            everywhere, as the official code does (so the paper's counts are reproduced). The
+            layers' rank argument is ``tt_rank`` everywhere; ``max_rank`` (in :meth:`from_linear`
+            and :meth:`round_`) is the core's cap on ranks, as in :func:`ttnet.tt_svd`.
+        shapes: how ``W`` becomes TT cores (:func:`ttnet_nn.layout.resolve_layout`). None:
+            :func:`ttnet.plans.plan_matrix` (any sizes; zero padding where a size factorises
+            badly). A :class:`ttnet.plans.MatrixPlan`, or a pair ``(out_modes, in_modes)``: a TT
+            matrix with cores ``(r, m_k, n_k, r')``. A flat sequence of ints with product
+            ``in * out``, or ``"paper"`` (:func:`ttnet_nn.presets.loretta_tensor_shape`): the
+            LoRETTA paper's layout, a TT tensor (cores ``(r, t_k, r')``) reshaped row-major to
+            ``(in, out)``.
         dtype: dtype of the parameters.
         device: device of the parameters.
+        cost_model: the :class:`ttnet.CostModel` that plans the forward (None: the default for
+            the input's device kind); also the attribute :attr:`cost_model`.
 
     Example:
         >>> import torch
@@ -97,25 +96,25 @@ class TTLinear(nn.Module):
         bias: bool = True,
         *,
         tt_rank: int | Sequence[int] | None = None,
-        max_rank: int | Sequence[int] | None = None,
         shapes: object = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
+        cost_model: CostModel | None = None,
     ) -> None:
         super().__init__()
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
-        if tt_rank is not None and max_rank is not None:
-            raise ValueError(f"tt_rank, max_rank: expected at most one of them, received "
-                             f"tt_rank={tt_rank!r} and max_rank={max_rank!r}")
-        rank_name = "tt_rank" if max_rank is None else "max_rank"
-        rank = max_rank if tt_rank is None else tt_rank
-        rank = DEFAULT_TT_RANK if rank is None else rank_spec(rank_name, rank)
+        rank = DEFAULT_TT_RANK if tt_rank is None else rank_spec("tt_rank", tt_rank)
+        if cost_model is not None and not isinstance(cost_model, CostModel):
+            raise TypeError(f"cost_model: expected a ttnet.CostModel or None, received "
+                            f"{type(cost_model).__name__}")
+        self.cost_model = cost_model
+        """The :class:`ttnet.CostModel` that plans the forward; None: the device kind's default."""
         self._layout = resolve_layout(shapes, self.in_features, self.out_features)
         factory = {"dtype": dtype, "device": device}
         self.cores = nn.ParameterList(
             nn.Parameter(torch.empty(shape, **factory))
-            for shape in self._layout.core_shapes(resolve_ranks(self._layout, rank, rank_name))
+            for shape in self._layout.core_shapes(resolve_ranks(self._layout, rank))
         )
         if bias:
             self.bias = nn.Parameter(torch.empty(self.out_features, **factory))
@@ -123,11 +122,12 @@ class TTLinear(nn.Module):
             self.register_parameter("bias", None)
         self.compression_error: float | None = None
         """Relative Frobenius error of the weight after :meth:`from_linear`, else None."""
+        self._plans = LayerPlans()
         self.reset_parameters()
 
     @property
     def layout(self) -> Layout:
-        """The resolved weight layout (a TT-matrix or the paper's TT-tensor layout; sizes only).
+        """The resolved weight layout (:mod:`ttnet_nn.layout`; sizes only).
 
         Example:
             >>> TTLinear(768, 3072).layout.plan.col_shape
@@ -169,60 +169,160 @@ class TTLinear(nn.Module):
         """Draw new cores and bias (variance matched to ``nn.Linear``, see the class docstring).
 
         Example:
-            >>> layer = TTLinear(1024, 1024)
+            >>> layer = TTLinear(1024, 1024, dtype=torch.bfloat16)
             >>> layer.reset_parameters()
-            >>> abs(layer.dense_weight().var().item() * 3 * 1024 - 1) < 0.1
+            >>> abs(layer.dense_weight().float().var().item() * 3 * 1024 - 1) < 0.1
             True
         """
+        self._plans.drop_weight()
+        if self.cores[0].is_meta:  # meta tensors hold no values to draw or measure
+            return
         target = 1.0 / (3.0 * self.in_features)
         d = len(self.cores)
-        paths = math.prod(self.tt_ranks)
+        std = (target / math.prod(self.tt_ranks)) ** (0.5 / d)
+        device = self.cores[0].device
+        drawn = [torch.randn(c.shape, device=device) * std for c in self.cores]
+        train = TensorTrain([c.reshape(c.shape[0], -1, c.shape[-1]) for c in drawn])
+        numel = math.prod(self._layout.mode_sizes)
+        scale = (target * numel / float(train.norm()) ** 2) ** (0.5 / d)
         with torch.no_grad():
-            for core in self.cores:
-                core.normal_(0.0, (target / paths) ** (0.5 / d))
-            if not self.cores[0].is_meta:  # meta tensors hold no values to measure
-                train = TensorTrain([c.reshape(c.shape[0], -1, c.shape[-1]) for c in self.cores])
-                numel = math.prod(self._layout.mode_sizes)
-                scale = (target * numel / float(train.norm()) ** 2) ** (0.5 / d)
-                for core in self.cores:
-                    core.mul_(scale)
+            for core, value in zip(self.cores, drawn):
+                core.copy_(value * scale)
             if self.bias is not None:
                 bound = 1.0 / math.sqrt(self.in_features)
-                self.bias.uniform_(-bound, bound)
+                self.bias.copy_(torch.empty_like(self.bias, dtype=torch.float32)
+                                .uniform_(-bound, bound))
+
+    def _core_list(self) -> list[torch.Tensor]:
+        """The cores, read without ``ParameterList``'s slow iteration where that is safe."""
+        stored = self.cores._parameters
+        if len(stored) == len(self.cores):  # no parametrization or wrapper moved one away
+            return list(stored.values())
+        return list(self.cores)
+
+    def _expression(self, cores: list[torch.Tensor], x: torch.Tensor, rows: int) -> Any:
+        """The plan for these cores, rows and the input's device (kept per row count)."""
+        model = self.cost_model or default_cost_model(x.device.type)
+        return self._plans.expression(self._layout.expression, cores, rows, model)
+
+    def stage(self, x: torch.Tensor) -> tuple[Any, list[torch.Tensor]] | None:
+        """``(expression, cores)`` of this layer's product for inputs with ``x``'s rows, for
+        :func:`ttnet.expression.evaluate_sequence`; None where the forward is more than one
+        planned product (a bias, zero padding, a layout that does not split, hooks to run).
+
+        :class:`ttnet_nn.TTLoRAUpdate` runs ``B (A x)`` this way, as one autograd node.
+
+        Example:
+            >>> layer = TTLinear(64, 8, bias=False)
+            >>> expression, cores = layer.stage(torch.randn(3, 64))
+            >>> expression.info.rows, len(cores)
+            (3, 2)
+        """
+        if (self.bias is not None or self._forward_hooks or self._forward_pre_hooks
+                or getattr(self._layout, "plan", None) is not None and self._layout.plan.is_padded):
+            return None
+        cores = self._core_list()
+        expression = self._expression(cores, x, operator.index(math.prod(x.shape[:-1])))
+        return None if expression is None else (expression, cores)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the layer to ``x`` of shape ``(..., in_features)``."""
         layer_input(x, self.in_features)
-        dtype = compute_dtype(x.dtype, self.cores[0].dtype)
-        y = self._layout.matvec([c.to(dtype) for c in self.cores], x.to(dtype))
-        if self.bias is not None:
-            y = y + self.bias.to(dtype)
-        return y.to(x.dtype)
+        cores = self._core_list()
+        # operator.index: under torch.compile a dynamic batch size is specialised here (the plan
+        # depends on the row count), so the plan lookup gets a plain int
+        rows = operator.index(x.numel() // self.in_features)
+        model = self.cost_model or default_cost_model(x.device.type)
+        inference = not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling())
+        if inference and self._plans.prefers_weight(self._layout.expression, cores, rows, model):
+            weight = self._plans.weight(self._layout.dense, cores, x)  # eval: built once
+            bias = self.bias
+            if bias is not None and bias.dtype != weight.dtype:
+                bias = bias.to(weight.dtype)
+            y = F.linear(x if x.dtype == weight.dtype else x.to(weight.dtype), weight, bias)
+        else:
+            expression = self._plans.expression(self._layout.expression, cores, rows, model)
+            y = self._layout.forward(cores, x, self.bias, expression)
+        return y if y.dtype == x.dtype else y.to(x.dtype)
 
-    def dense_weight(self) -> torch.Tensor:
+    def train(self, mode: bool = True) -> TTLinear:
+        """Set training mode (as ``nn.Module.train``) and drop the inference cache."""
+        self._plans.drop_weight()
+        return super().train(mode)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> TTLinear:
+        self._plans.drop_weight()  # .to(), .cuda(), .half() ...: the parameters move
+        return super()._apply(fn, recurse)
+
+    def dense_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         """The dense weight ``(out_features, in_features)``, differentiable w.r.t. the cores.
+
+        Built in :func:`ttnet.compute_dtype` (at least float32) and returned in ``dtype``
+        (default: the parameters' dtype).
 
         Example:
             >>> layer = TTLinear(6, 4, bias=False)
             >>> x = torch.randn(3, 6)
             >>> torch.allclose(layer(x), x @ layer.dense_weight().T, atol=1e-6)
             True
+            >>> TTLinear(6, 4, dtype=torch.bfloat16).dense_weight(torch.float32).dtype
+            torch.float32
         """
-        return self._layout.dense(list(self.cores))
+        cores = self._core_list()
+        wide = compute_dtype(cores[0])
+        weight = self._layout.dense([c.to(wide) for c in cores])
+        return weight.to(cores[0].dtype if dtype is None else dtype)
 
-    def contraction_info(self, rows: int) -> contraction.ContractionInfo | None:
-        """How the forward pass contracts an input of ``rows`` rows (strategy, path, FLOPs).
+    def contraction_info(self, rows: int) -> ContractionInfo | None:
+        """How the forward pass contracts an input of ``rows`` rows (executor, path, FLOPs).
 
-        Returns None for a TT-tensor layout whose modes do not split into input and output
-        parts (then the forward builds the dense weight).
+        Uses :attr:`cost_model`, or the default for the cores' device kind. Returns None for a
+        TT-tensor layout whose modes do not split into input and output parts (then the forward
+        builds the dense weight).
 
         Example:
             >>> layer = TTLinear(4096, 4096, tt_rank=8)
-            >>> layer.contraction_info(64).strategy
-            'tt'
+            >>> info = layer.contraction_info(64)
+            >>> info.executor in ("steps", "einsum", "dense"), info.tt_flops < info.dense_flops
+            (True, True)
         """
-        cores = self._layout.matrix_cores(list(self.cores))
-        return None if cores is None else contraction.contraction_info(cores, rows)
+        cores = self._core_list()
+        model = self.cost_model or default_cost_model(cores[0].device.type)
+        expression = self._layout.expression(tuple(tuple(c.shape) for c in cores), rows, model)
+        return None if expression is None else expression.info
+
+    @torch.no_grad()
+    def round_(self, eps: float | None = None, max_rank: int | Sequence[int] | None = None) -> float:
+        """Round the cores to lower TT ranks in place (:func:`ttnet.round_cores`).
+
+        The cores become new parameters (same dtype, device and ``requires_grad``): create the
+        optimizer again afterwards. The layout is unchanged.
+
+        Args:
+            eps: relative Frobenius error allowed for the weight (None: no tolerance).
+            max_rank: largest rank per bond (an int or one per bond; None: no cap). With both
+                None the ranks become the exact ranks of the weight.
+
+        Returns:
+            The relative Frobenius error of the rounded weight against the weight before.
+
+        Example:
+            >>> _ = torch.manual_seed(0)
+            >>> layer = TTLinear(256, 256, tt_rank=8)
+            >>> error = layer.round_(max_rank=3)
+            >>> layer.tt_ranks, 0 < error < 1
+            ((1, 3, 3, 1), True)
+        """
+        old = list(self.cores)
+        flat = [c.reshape(c.shape[0], -1, c.shape[-1]) for c in old]
+        new, error = round_cores(flat, eps=eps, max_rank=max_rank)
+        self.cores = nn.ParameterList(
+            nn.Parameter(core.reshape(core.shape[0], *c.shape[1:-1], core.shape[-1]).to(c.dtype),
+                         requires_grad=c.requires_grad)
+            for core, c in zip(new, old)
+        )
+        self._plans.drop_weight()
+        return float(error)
 
     @classmethod
     def from_linear(
@@ -236,7 +336,8 @@ class TTLinear(nn.Module):
         """Compress a trained ``nn.Linear`` with TT-SVD (:func:`ttnet.tt_matrix_svd` / ``tt_svd``).
 
         Args:
-            linear: the layer to compress (its dtype and device are kept).
+            linear: the layer to compress (its dtype and device are kept; half precision is
+                decomposed in float32).
             eps: relative Frobenius error allowed for the whole weight (None: no tolerance).
             max_rank: largest rank per bond (an int or one per bond; None: no cap). With both
                 None the decomposition is exact.
@@ -244,7 +345,7 @@ class TTLinear(nn.Module):
 
         Returns:
             A ``TTLinear`` whose ``compression_error`` is the relative Frobenius error of its
-            dense weight against ``linear.weight``.
+            dense weight (in the stored dtype) against ``linear.weight``.
 
         Example:
             >>> _ = torch.manual_seed(0)
@@ -269,8 +370,10 @@ class TTLinear(nn.Module):
                 param.copy_(core)
             if linear.bias is not None:
                 layer.bias.copy_(linear.bias)
-            norm = torch.linalg.matrix_norm(weight)
-            error = torch.linalg.matrix_norm(layer.dense_weight() - weight)
+            wide = compute_dtype(weight)
+            reference = weight.to(wide)
+            norm = torch.linalg.matrix_norm(reference)
+            error = torch.linalg.matrix_norm(layer.dense_weight().to(wide) - reference)
             layer.compression_error = float(error / norm) if norm > 0 else float(error)
         return layer
 

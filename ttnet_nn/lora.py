@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from ttnet import compute_dtype
+from ttnet.expression import evaluate_sequence
+
 from ._checks import finite_real, layer_input, positive_int, probability
 from .linear import TTLinear
+
+
+def _global_hooks() -> bool:
+    """Whether module hooks are registered globally (then the factors are called as modules)."""
+    from torch.nn.modules import module
+
+    return bool(module._global_forward_hooks or module._global_forward_pre_hooks)
 
 
 def _split_shapes(shapes: object) -> tuple[object, object]:
@@ -97,11 +106,22 @@ class TTLoRAUpdate(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The update for ``x`` of shape ``(..., in_features)``: shape ``(..., out_features)``."""
+        if isinstance(self.lora_dropout, nn.Dropout):  # an nn.Identity is skipped, not called
+            x = self.lora_dropout(x)
+        if (self.training or torch.is_grad_enabled()) and not torch.compiler.is_compiling():
+            layer_input(x, self.in_features)
+            a, b = self.lora_A.stage(x), self.lora_B.stage(x)
+            if a is not None and b is not None and not _global_hooks():
+                # B (A x) as one sequence: a single autograd node where both build their weight
+                y = evaluate_sequence([(*a, self.scaling), (*b, 1.0)], x)
+                return y if y.dtype == x.dtype else y.to(x.dtype)
         # scaling applied to the r-wide intermediate (B has no bias): one small multiply
-        return self.lora_B(self.lora_A(self.lora_dropout(x)) * self.scaling)
+        return self.lora_B(self.lora_A(x) * self.scaling)
 
     def delta_weight(self, fan_in_fan_out: bool = False) -> torch.Tensor:
-        """The update as a dense matrix ``scaling * B @ A``.
+        """The update as a dense matrix ``scaling * B @ A``, in the parameters' dtype.
+
+        Computed in :func:`ttnet.compute_dtype` (at least float32); differentiable.
 
         Args:
             fan_in_fan_out: False for a weight stored ``(out_features, in_features)`` (as
@@ -114,7 +134,12 @@ class TTLoRAUpdate(nn.Module):
             >>> update.delta_weight().count_nonzero().item()
             0
         """
-        delta = self.scaling * (self.lora_B.dense_weight() @ self.lora_A.dense_weight())
+        return self._delta(fan_in_fan_out).to(self.lora_A.cores[0].dtype)
+
+    def _delta(self, fan_in_fan_out: bool) -> torch.Tensor:
+        """``scaling * B @ A`` in the compute dtype, ``(out, in)`` or transposed."""
+        wide = compute_dtype(self.lora_A.cores[0])
+        delta = self.scaling * (self.lora_B.dense_weight(wide) @ self.lora_A.dense_weight(wide))
         return delta.T if fan_in_fan_out else delta
 
     def _checked_weight(self, weight: torch.Tensor, fan_in_fan_out: bool) -> None:
@@ -133,7 +158,10 @@ class TTLoRAUpdate(nn.Module):
 
     @torch.no_grad()
     def merge_into(self, weight: torch.Tensor, fan_in_fan_out: bool = False) -> None:
-        """Add the update to ``weight`` in place (in the weight's dtype).
+        """Add the update to ``weight`` in place.
+
+        The sum is formed in :func:`ttnet.compute_dtype` of the weight and the update and
+        rounded once to the weight's dtype (a bfloat16 weight is not rounded twice).
 
         Args:
             weight: the adapted layer's weight, ``(out, in)`` or, with ``fan_in_fan_out``,
@@ -153,7 +181,7 @@ class TTLoRAUpdate(nn.Module):
             ValueError: weight: expected shape (4, 3) for fan_in_fan_out=True (in_features=4, out_features=3), received (3, 4)
         """
         self._checked_weight(weight, fan_in_fan_out)
-        weight.add_(self.delta_weight(fan_in_fan_out).to(weight.dtype))
+        _add_in_place(weight, self._delta(fan_in_fan_out), 1.0)
 
     @torch.no_grad()
     def unmerge_from(self, weight: torch.Tensor, fan_in_fan_out: bool = False) -> None:
@@ -169,7 +197,7 @@ class TTLoRAUpdate(nn.Module):
             True
         """
         self._checked_weight(weight, fan_in_fan_out)
-        weight.sub_(self.delta_weight(fan_in_fan_out).to(weight.dtype))
+        _add_in_place(weight, self._delta(fan_in_fan_out), -1.0)
 
     def extra_repr(self) -> str:
         """Sizes and scaling."""
@@ -177,15 +205,13 @@ class TTLoRAUpdate(nn.Module):
                 f"scaling={self.scaling}")
 
 
-def _is_conv1d(layer: nn.Module) -> bool:
-    """Duck-typed check for transformers' GPT-2 ``Conv1D`` (weight ``(in, out)``, ``nf`` = out)."""
-    weight = getattr(layer, "weight", None)
-    return (
-        type(layer).__name__ == "Conv1D"
-        and isinstance(weight, torch.Tensor)
-        and weight.ndim == 2
-        and getattr(layer, "nf", None) == weight.shape[1]
-    )
+def _add_in_place(weight: torch.Tensor, delta: torch.Tensor, sign: float) -> None:
+    """``weight += sign * delta``, summed in the compute dtype and rounded once."""
+    wide = compute_dtype(weight, delta)
+    if weight.dtype == wide:
+        weight.add_(delta.to(wide), alpha=sign)
+    else:
+        weight.copy_(weight.to(wide).add_(delta.to(wide), alpha=sign))
 
 
 class TTLoRA(TTLoRAUpdate):
@@ -199,15 +225,20 @@ class TTLoRA(TTLoRAUpdate):
     requested state.
 
     Args:
-        base_layer: an ``nn.Linear`` (weight ``(out, in)``) or a transformers GPT-2 ``Conv1D``
-            (weight ``(in, out)``), recognised by duck typing (transformers is never imported).
+        base_layer: any module with a 2-D ``weight`` that maps ``(..., in)`` to ``(..., out)``:
+            an ``nn.Linear`` (weight ``(out, in)``) or one whose weight is stored ``(in, out)``
+            (``fan_in_fan_out=True``, e.g. GPT-2's ``Conv1D``; the caller knows which it has).
         r: LoRA rank.
         lora_alpha: numerator of the scaling ``lora_alpha / r``.
         tt_rank: TT rank of ``A`` and ``B``, default 5.
         dropout: dropout probability on the input of ``A``.
-        fan_in_fan_out: True when the base weight is stored ``(in, out)`` (``Conv1D``). A
-            value that contradicts the layer type is corrected with a warning, as PEFT does.
+        fan_in_fan_out: True when the base weight is stored ``(in, out)``; ``in_features`` and
+            ``out_features`` are read from the weight's shape accordingly.
         shapes: as for :class:`TTLoRAUpdate`.
+
+    Raises:
+        TypeError: ``base_layer`` has no 2-D tensor ``weight``.
+        ValueError: ``fan_in_fan_out=True`` with an ``nn.Linear``, whose weight is ``(out, in)``.
 
     Example:
         >>> import torch
@@ -237,29 +268,21 @@ class TTLoRA(TTLoRAUpdate):
         fan_in_fan_out: bool = False,
         shapes: object = None,
     ) -> None:
-        if isinstance(base_layer, nn.Linear):
-            in_features, out_features = base_layer.in_features, base_layer.out_features
-            conv1d = False
-        elif _is_conv1d(base_layer):
-            in_features, out_features = base_layer.weight.shape
-            conv1d = True
-        else:
-            raise TypeError(
-                f"base_layer: expected a torch.nn.Linear or a transformers Conv1D, received "
-                f"{type(base_layer).__name__}"
-            )
-        if bool(fan_in_fan_out) != conv1d:
-            warnings.warn(
-                f"fan_in_fan_out: {type(base_layer).__name__} stores its weight as "
-                f"{'(in, out)' if conv1d else '(out, in)'}, so fan_in_fan_out={conv1d} is used "
-                f"instead of {fan_in_fan_out}",
-                UserWarning,
-                stacklevel=2,
-            )
-        weight = base_layer.weight
-        super().__init__(in_features, out_features, r, lora_alpha, tt_rank=tt_rank,
+        weight = getattr(base_layer, "weight", None)
+        if not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+            got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+            raise TypeError(f"base_layer: expected a module with a 2-D weight tensor, received "
+                            f"{type(base_layer).__name__} with weight {got}")
+        fan_in_fan_out = bool(fan_in_fan_out)
+        if fan_in_fan_out and isinstance(base_layer, nn.Linear):
+            raise ValueError("fan_in_fan_out: expected False for a torch.nn.Linear (its weight "
+                             "is stored (out, in)), received True")
+        out_features, in_features = weight.shape
+        if fan_in_fan_out:
+            in_features, out_features = out_features, in_features
+        super().__init__(int(in_features), int(out_features), r, lora_alpha, tt_rank=tt_rank,
                          dropout=dropout, shapes=shapes, dtype=weight.dtype, device=weight.device)
-        self.fan_in_fan_out = conv1d
+        self.fan_in_fan_out = fan_in_fan_out
         self.base_layer = base_layer
         for param in base_layer.parameters():
             param.requires_grad_(False)
@@ -269,6 +292,12 @@ class TTLoRA(TTLoRAUpdate):
         """``base_layer(x)`` plus the update (the base layer alone once merged)."""
         layer_input(x, self.in_features)
         result = self.base_layer(x)
+        if result.shape[-1] != self.out_features:
+            raise ValueError(
+                f"base_layer: expected outputs of size out_features={self.out_features} (from "
+                f"its weight with fan_in_fan_out={self.fan_in_fan_out}), received shape "
+                f"{tuple(result.shape)}"
+            )
         if self.merged:
             return result
         return result + super().forward(x).to(result.dtype)

@@ -1,4 +1,5 @@
-"""TTLoRA / TTLoRAUpdate (LoRETTA_rep): no-op at init, merge/unmerge, Conv1D, frozen base."""
+"""TTLoRA / TTLoRAUpdate (LoRETTA_rep): no-op at init, merge/unmerge, any 2-D weight layout,
+frozen base."""
 
 import io
 
@@ -43,12 +44,46 @@ def test_conv1d_at_init_and_merge(conv1d_class):
     torch.testing.assert_close(base.weight, original, rtol=0, atol=1e-6)
 
 
-def test_conv1d_detected_without_fan_in_fan_out_warns(conv1d_class):
-    with pytest.warns(UserWarning, match="fan_in_fan_out"):
-        lora = TTLoRA(conv1d_class(12, 10), r=2, lora_alpha=2)
-    assert lora.fan_in_fan_out
-    with pytest.warns(UserWarning, match="fan_in_fan_out"):
-        assert not TTLoRA(nn.Linear(10, 12), r=2, lora_alpha=2, fan_in_fan_out=True).fan_in_fan_out
+def test_the_weight_layout_comes_from_the_flag_not_the_class(conv1d_class):
+    """No class is recognised: the flag says how the weight is stored, the shapes follow."""
+    plain = TTLoRA(conv1d_class(12, 10), r=2, lora_alpha=2)  # (10, 12) read as (out, in)
+    assert (plain.in_features, plain.out_features, plain.fan_in_fan_out) == (12, 10, False)
+    with pytest.raises(ValueError, match="input: expected shape"):
+        plain(torch.randn(3, 10))  # a Conv1D(12, 10) takes 10 inputs: the wrong flag is caught
+    with pytest.raises(ValueError, match="fan_in_fan_out: expected False for a torch.nn.Linear"):
+        TTLoRA(nn.Linear(10, 12), r=2, lora_alpha=2, fan_in_fan_out=True)
+
+
+def test_update_merges_into_a_weight_of_either_layout():
+    torch.manual_seed(0)
+    update = TTLoRAUpdate(6, 4, r=2, lora_alpha=4, tt_rank=2, dtype=torch.float64)
+    _perturb(update)
+    delta = 2.0 * (update.lora_B.dense_weight() @ update.lora_A.dense_weight())  # (out, in)
+    for fan_in_fan_out, weight in ((False, torch.zeros(4, 6, dtype=torch.float64)),
+                                   (True, torch.zeros(6, 4, dtype=torch.float64))):
+        update.merge_into(weight, fan_in_fan_out)
+        torch.testing.assert_close(weight, delta.T if fan_in_fan_out else delta)
+        update.unmerge_from(weight, fan_in_fan_out)
+        assert weight.abs().max() < 1e-14
+    with pytest.raises(ValueError, match=r"weight: expected shape \(4, 6\)"):
+        update.merge_into(torch.zeros(6, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_merge_rounds_once(dtype):
+    """merge_into adds in float32 and rounds the sum once to the weight's dtype."""
+    torch.manual_seed(0)
+    base = nn.Linear(64, 48).to(dtype)
+    original = base.weight.detach().clone()
+    lora = TTLoRA(base, r=4, lora_alpha=8, tt_rank=3)
+    _perturb(lora)
+    delta32 = 2.0 * (lora.lora_B.dense_weight(torch.float32)
+                     @ lora.lora_A.dense_weight(torch.float32))
+    lora.merge()
+    assert torch.equal(base.weight, (original.float() + delta32).to(dtype))
+    lora.unmerge()  # one rounding of the sum and one of the difference
+    bound = 2 * torch.finfo(dtype).eps * (original.float().abs() + delta32.abs())
+    assert bool(((base.weight.float() - original.float()).abs() <= bound).all())
 
 
 def test_merge_unmerge_float64_and_idempotence():
@@ -133,8 +168,10 @@ def test_state_dict_round_trip_is_exact():
 
 
 def test_bad_arguments_name_the_argument():
-    with pytest.raises(TypeError, match="base_layer"):
+    with pytest.raises(TypeError, match="base_layer: expected a module with a 2-D weight"):
         TTLoRA(nn.Conv2d(3, 3, 1), r=2, lora_alpha=2)
+    with pytest.raises(TypeError, match="base_layer: expected a module with a 2-D weight"):
+        TTLoRA(nn.ReLU(), r=2, lora_alpha=2)
     with pytest.raises(ValueError, match="r:"):
         TTLoRA(nn.Linear(8, 8), r=0, lora_alpha=2)
     with pytest.raises(ValueError, match="lora_alpha"):

@@ -1,16 +1,19 @@
-"""How a layer's dense weight ``(out, in)`` is laid out as TT cores.
+"""How a layer's dense weight ``(out, in)`` is laid out as TT cores: the types of ``TTLinear.layout``.
 
-Two layouts, both resolved from the ``shapes`` argument of :class:`ttnet_nn.TTLinear`:
+Two layouts, both resolved from the ``shapes`` argument of :class:`ttnet_nn.TTLinear` by
+:func:`resolve_layout`:
 
 * :class:`MatrixLayout` -- a true TT matrix, cores ``(r, m_k, n_k, r')`` with ``m`` the output
   modes and ``n`` the input modes, following a :class:`ttnet.plans.MatrixPlan` (zero padding for
-  awkward sizes: the plan pads the input with zeros and drops the padded outputs).
+  awkward sizes: the plan pads the input with zeros and drops the padded outputs). The forward is
+  ``x @ W.T`` planned by :func:`ttnet.ttm_expression`.
 * :class:`TensorLayout` -- the LoRETTA paper's layout: a TT *tensor* (cores ``(r, t_k, r')``)
-  whose full tensor, reshaped row-major to ``(in, out)``, is the transposed weight. When the
-  ``in | out`` boundary falls on (or inside) a mode in a way that keeps the row-major order, the
-  cores are viewed as a TT matrix (a mode ``t = a * b`` becomes an ``a``-input, ``b``-output
-  core) and the layer uses the same cached contraction as a TT matrix; otherwise it builds the
-  dense weight.
+  whose full tensor, reshaped row-major to ``(in, out)``, is the transposed weight ``V = W.T``.
+  When the ``in | out`` boundary falls on (or inside) a mode in a way that keeps the row-major
+  order, each mode splits as ``t = a * b`` (an ``a``-input, ``b``-output part) and ``V`` is a TT
+  matrix with cores ``(r, a_k, b_k, r')``: the forward is ``x @ V``, planned the same way, and the
+  dense route builds ``V`` straight from the 3-D cores (no reordering copy). Otherwise the layer
+  builds ``V`` as the full tensor.
 
 The layouts hold only sizes (no tensors), so they never get in the way of ``state_dict``,
 ``.to()``, DDP or ``torch.compile``.
@@ -19,22 +22,42 @@ The layouts hold only sizes (no tensors), so they never get in the way of ``stat
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from ttnet import contraction, plans, ranks, tt_matrix_svd, tt_svd
-
-from .presets import loretta_tensor_shape
+from ttnet import (
+    CostModel,
+    TTMExpression,
+    compute_dtype,
+    plans,
+    ranks,
+    tt_full,
+    tt_matrix_svd,
+    tt_svd,
+    ttm_dense,
+    ttm_expression,
+)
+from ttnet.expression import evaluate
 
 from ._checks import positive_int
+from .presets import loretta_tensor_shape
+
+__all__ = ["Layout", "MatrixLayout", "TensorLayout", "resolve_layout", "resolve_ranks"]
+
+Shapes = tuple[tuple[int, ...], ...]
 
 
 @dataclass(frozen=True)
 class MatrixLayout:
-    """A TT-matrix layout following a :class:`ttnet.plans.MatrixPlan` (rows = out, cols = in)."""
+    """A TT-matrix layout following a :class:`ttnet.plans.MatrixPlan` (rows = out, cols = in).
+
+    Example:
+        >>> layout = resolve_layout(None, 768, 64)
+        >>> layout.plan.row_shape, layout.plan.col_shape, layout.core_shapes((1, 5, 5, 1))[0]
+        ((4, 4, 4), (8, 8, 12), (1, 4, 8, 5))
+    """
 
     plan: plans.MatrixPlan
 
@@ -64,17 +87,33 @@ class MatrixLayout:
         """The shapes part of ``extra_repr``."""
         return f"row_shape={self.plan.row_shape}, col_shape={self.plan.col_shape}"
 
-    def matrix_cores(self, cores: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """The cores as TT-matrix cores ``(r, m_k, n_k, r')`` (here: themselves)."""
-        return list(cores)
+    def product(self, shapes: Shapes) -> tuple[Shapes, str]:
+        """The forward as a TT-matrix product: ``(core shapes, kind)``, here ``x @ W.T``.
 
-    def matvec(self, cores: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """``x @ W.T`` for ``x`` of shape ``(..., in_features)``."""
-        return self.plan.unpad_rows(contraction.ttm_matvec(list(cores), self.plan.pad_cols(x)))
+        Example:
+            >>> resolve_layout(None, 768, 64).product(((1, 4, 8, 5), (5, 4, 8, 5), (5, 4, 12, 1)))
+            (((1, 4, 8, 5), (5, 4, 8, 5), (5, 4, 12, 1)), 'matvec')
+        """
+        return shapes, "matvec"
+
+    def expression(self, shapes: Shapes, rows: int, model: CostModel) -> TTMExpression:
+        """The plan of the forward for cores of ``shapes`` and ``rows`` rows (see :meth:`product`)."""
+        return ttm_expression(shapes, rows, kind="matvec", cost_model=model)
+
+    def forward(
+        self, cores: Sequence[torch.Tensor], x: torch.Tensor, bias: torch.Tensor | None,
+        expression: TTMExpression | None,
+    ) -> torch.Tensor:
+        """``x @ W.T + bias`` for ``x`` of shape ``(..., in_features)`` along ``expression``
+        (what :meth:`expression` planned for the cores and rows)."""
+        if not self.plan.is_padded:
+            return evaluate(expression, cores, x, bias)
+        y = self.plan.unpad_rows(evaluate(expression, cores, self.plan.pad_cols(x)))
+        return y if bias is None else y + bias.to(y.dtype)
 
     def dense(self, cores: Sequence[torch.Tensor]) -> torch.Tensor:
         """The dense weight ``(out_features, in_features)`` (differentiable)."""
-        return self.plan.unpad_matrix(contraction.ttm_dense(list(cores)))
+        return self.plan.unpad_matrix(ttm_dense(list(cores)))
 
     def decompose(
         self, weight: torch.Tensor, eps: float | None, max_rank: int | Sequence[int] | None
@@ -87,7 +126,13 @@ class MatrixLayout:
 
 @dataclass(frozen=True)
 class TensorLayout:
-    """The paper's layout: a TT tensor of ``tensor_shape`` reshaped row-major to ``(in, out)``."""
+    """The paper's layout: a TT tensor of ``tensor_shape`` reshaped row-major to ``(in, out)``.
+
+    Example:
+        >>> layout = resolve_layout("paper", 768, 64)
+        >>> layout.tensor_shape, layout.splits
+        ((8, 8, 12, 8, 8), ((8, 1), (8, 1), (12, 1), (1, 8), (1, 8)))
+    """
 
     out_features: int
     in_features: int
@@ -102,8 +147,9 @@ class TensorLayout:
     def splits(self) -> tuple[tuple[int, int], ...] | None:
         """Per mode ``(input part, output part)``, or None when the modes do not split cleanly.
 
-        Example: ``in=768, out=64, tensor_shape=(8, 8, 12, 8, 8)`` gives
-        ``((8, 1), (8, 1), (12, 1), (1, 8), (1, 8))``.
+        Example:
+            >>> TensorLayout(8, 6, (4, 12)).splits is None  # 6 inputs end inside the mode 4
+            True
         """
         remaining = self.in_features
         parts = []
@@ -127,36 +173,44 @@ class TensorLayout:
         """The shapes part of ``extra_repr``."""
         return f"tensor_shape={self.tensor_shape} as (in, out)"
 
-    def matrix_cores(self, cores: Sequence[torch.Tensor]) -> list[torch.Tensor] | None:
-        """Views of the cores as TT-matrix cores, or None when the modes do not split cleanly."""
-        if self.splits is None:
-            return None
-        # (r, t, r') -> (r, a, b, r') -> (r, b, a, r') = (r, m_k=out part, n_k=in part, r')
-        return [
-            core.reshape(core.shape[0], a, b, core.shape[-1]).permute(0, 2, 1, 3)
-            for core, (a, b) in zip(cores, self.splits)
-        ]
+    def product(self, shapes: Shapes) -> tuple[Shapes, str] | None:
+        """The forward as a TT-matrix product ``x @ V``: cores viewed as ``(r, a_k, b_k, r')``
+        and ``"rmatvec"``; None when the modes do not split.
 
-    def matvec(self, cores: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """``x @ W.T`` for ``x`` of shape ``(..., in_features)``.
-
-        Where :func:`ttnet.contraction.ttm_strategy` prefers the dense route (or the modes do not
-        split), ``W.T`` is built directly as the full TT tensor reshaped to ``(in, out)``: the
-        same product without the reordering copy that a TT matrix's dense weight needs.
+        Example:
+            >>> resolve_layout("paper", 768, 8).product(((1, 8, 5), (5, 8, 5), (5, 12, 5),
+            ...                                          (5, 8, 1)))[0][-1]
+            (5, 1, 8, 1)
         """
         splits = self.splits
-        if splits is not None:
-            shapes = [(c.shape[0], b, a, c.shape[-1]) for c, (a, b) in zip(cores, splits)]
-            rows = operator.index(math.prod(x.shape[:-1]))  # specialised under torch.compile
-            if contraction.ttm_strategy(shapes, rows) == "tt":
-                return contraction.ttm_matvec(self.matrix_cores(cores), x)
-        return x @ self._dense_t(cores)
+        if splits is None:
+            return None
+        return tuple((s[0], a, b, s[-1]) for s, (a, b) in zip(shapes, splits)), "rmatvec"
+
+    def expression(self, shapes: Shapes, rows: int, model: CostModel) -> TTMExpression | None:
+        """The plan of the forward (see :meth:`product`), or None without splits."""
+        product = self.product(shapes)
+        if product is None:
+            return None
+        return ttm_expression(product[0], rows, kind=product[1], cost_model=model)
+
+    def forward(
+        self, cores: Sequence[torch.Tensor], x: torch.Tensor, bias: torch.Tensor | None,
+        expression: TTMExpression | None,
+    ) -> torch.Tensor:
+        """``x @ W.T + bias`` for ``x`` of shape ``(..., in_features)`` along ``expression``
+        (what :meth:`expression` planned; None: through the full tensor)."""
+        if expression is not None:
+            return evaluate(expression, cores, x, bias)
+        dtype = compute_dtype(x, cores[0])
+        y = x.to(dtype) @ self._dense_t([c.to(dtype) for c in cores])
+        return y if bias is None else y + bias.to(dtype)
 
     def _dense_t(self, cores: Sequence[torch.Tensor]) -> torch.Tensor:
-        return contraction.tt_full(list(cores)).reshape(self.in_features, self.out_features)
+        return tt_full(list(cores)).reshape(self.in_features, self.out_features)
 
     def dense(self, cores: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The dense weight ``(out_features, in_features)`` (differentiable)."""
+        """The dense weight ``(out_features, in_features)`` (differentiable; a transposed view)."""
         return self._dense_t(cores).T
 
     def decompose(
@@ -185,6 +239,15 @@ def resolve_layout(shapes: object, in_features: int, out_features: int) -> Layou
     ``(out_modes, in_modes)`` (a TT matrix; products may exceed the sizes, then zero padding),
     a flat sequence of ints whose product is ``in * out`` (the paper's tensor layout), or a
     layout already resolved.
+
+    Raises:
+        ValueError: ``shapes`` is none of these, or does not fit the sizes.
+
+    Example:
+        >>> resolve_layout(((4, 4), (6, 8)), 48, 16).plan.is_padded
+        False
+        >>> resolve_layout((8, 8, 12, 8, 8), 768, 64) == resolve_layout("paper", 768, 64)
+        True
     """
     if isinstance(shapes, MatrixLayout | TensorLayout):
         if (shapes.in_features, shapes.out_features) != (in_features, out_features):
@@ -245,6 +308,15 @@ def resolve_ranks(
     (:func:`ttnet.ranks.useful_ranks`). The paper's tensor layout keeps ``tt_rank`` on every bond,
     as the official LoRETTA code does, so that the paper's parameter counts are reproduced
     (e.g. ``(16, 16, 16, 4, 4, 4)`` at rank 5 has 1,100 parameters; clipped, 1,076).
+
+    Raises:
+        ValueError: a per-bond ``tt_rank`` of the wrong length.
+
+    Example:
+        >>> resolve_ranks(resolve_layout(((2, 2), (2, 3)), 6, 4), 8)  # a bond carries at most 4
+        (1, 4, 1)
+        >>> resolve_ranks(resolve_layout("paper", 768, 64), 5)
+        (1, 5, 5, 5, 5, 1)
     """
     num_bonds = len(layout.mode_sizes) - 1
     if isinstance(tt_rank, tuple) and len(tt_rank) != num_bonds:
