@@ -13,6 +13,7 @@ Which dtypes are accepted and what half precision computes in: :mod:`ttnet.preci
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "norm",
     "qr",
     "qr_r",
+    "sum_squares",
     "svd",
     "to_numpy",
     "upcast_half",
@@ -350,11 +352,12 @@ def qr(a: Array) -> tuple[Array, Array]:
 
 
 def qr_r(a: Array, block_rows: int = 2048) -> Array:
-    """The ``r`` factor of a tall matrix's QR, computed by blocks (TSQR).
+    """The ``r`` factor of a tall matrix's QR, computed by blocks (TSQR), without ``q``.
 
     Backward stable like Householder QR, and fast for tall-skinny matrices: row blocks
-    are factored separately and their ``r`` factors stacked and factored again. The
-    result agrees with ``qr(a)[1]`` up to the signs of its rows.
+    are factored separately (LAPACK's R-only mode: no ``q`` is formed) and their ``r``
+    factors stacked and factored again. The result agrees with ``qr(a)[1]`` up to the
+    signs of its rows.
 
     Args:
         a: matrix (m, n).
@@ -371,9 +374,25 @@ def qr_r(a: Array, block_rows: int = 2048) -> Array:
     m, n = int(a.shape[0]), int(a.shape[1])
     block = max(block_rows, 4 * n)
     if m <= 2 * block:
-        return xp.linalg.qr(a, mode="reduced")[1]
-    factors = [xp.linalg.qr(a[i : i + block], mode="reduced")[1] for i in range(0, m, block)]
-    return xp.linalg.qr(xp.concat(factors, axis=0), mode="reduced")[1]
+        return _r_factor(a)
+    factors = [_r_factor(a[i : i + block]) for i in range(0, m, block)]
+    return _r_factor(xp.concat(factors, axis=0))
+
+
+def _r_factor(a: Array) -> Array:
+    """LAPACK QR returning only ``r`` (``min(m, n) x n``)."""
+    if array_api_compat.is_numpy_array(a):
+        return np.linalg.qr(a, mode="r")
+    if array_api_compat.is_torch_array(a):
+        return _torch_r_factor(a)
+    return array_api_compat.array_namespace(a).linalg.qr(a, mode="reduced")[1]
+
+
+def _torch_r_factor(a: Array) -> Array:
+    """torch-specific: ``torch.linalg.qr(mode="r")`` (the array API has no R-only mode)."""
+    import torch  # already imported: a is a torch tensor
+
+    return torch.linalg.qr(a, mode="r")[1]
 
 
 def eigh(a: Array) -> tuple[Array, Array]:
@@ -393,10 +412,42 @@ def eigh(a: Array) -> tuple[Array, Array]:
 def norm(a: Array) -> Array:
     """Frobenius norm over all entries of ``a``, as a 0-d array of ``a``'s library.
 
+    Safe at every scale the dtype holds: where the squares would overflow or underflow
+    (values beyond about ``1e154`` or below ``1e-138`` in float64, ``1e19`` / ``1e-13``
+    in float32) it is computed on ``a`` divided by its largest magnitude.
+
     Example:
         >>> import numpy as np
         >>> float(norm(np.array([[3.0], [4.0]])))
         5.0
+        >>> f"{float(norm(np.array([3e200, 4e200]))):.6g}"
+        '5e+200'
     """
     xp = array_api_compat.array_namespace(a)
-    return xp.linalg.vector_norm(xp.reshape(a, (-1,)))
+    flat = xp.reshape(a, (-1,))
+    with np.errstate(over="ignore", under="ignore"):  # checked below
+        value = xp.linalg.vector_norm(flat)
+    info = xp.finfo(value.dtype)
+    if math.isfinite(float(value)) and float(value) >= math.sqrt(info.smallest_normal) / info.eps:
+        return value
+    top = xp.max(xp.abs(flat)) if flat.shape[0] else value
+    if not 0.0 < float(top) < math.inf:
+        return value
+    return top * xp.linalg.vector_norm(flat / top)
+
+
+def sum_squares(a: Array) -> float:
+    """``sum(|a|**2)`` over all entries as a Python float (fast: one BLAS dot product).
+
+    Not guarded against overflow or underflow: callers pass data of moderate scale.
+
+    Example:
+        >>> import numpy as np
+        >>> sum_squares(np.array([[1 + 1j, 2.0]]))
+        6.0
+    """
+    xp = array_api_compat.array_namespace(a)
+    flat = xp.reshape(a, (-1,))
+    if array_api_compat.is_numpy_array(flat):
+        return float(np.vdot(flat, flat).real)
+    return float(xp.real(xp.vecdot(flat, flat)))

@@ -42,6 +42,7 @@ __all__ = [
     "count_params",
     "normalize_max_rank",
     "ranks_for_budget",
+    "tail_norm",
     "truncation_rank",
     "useful_ranks",
 ]
@@ -209,8 +210,11 @@ def truncation_rank(
         >>> truncation_rank([3.0, 2.0, 0.1], max_rank=1)
         1
     """
-    s = np.asarray(to_numpy(singular_values), dtype=np.float64)
+    s = np.abs(np.asarray(to_numpy(singular_values), dtype=np.float64))
     n = s.shape[0]
+    top = float(s.max()) if n else 0.0
+    if top > 0.0:  # scaled, so squares neither overflow nor underflow (1e-200 .. 1e200)
+        s, threshold = s / top, threshold / top
     # tail[i] = norm of s[i:]**2 summed; keep the smallest r with tail[r] <= threshold.
     tail = np.sqrt(np.cumsum((s * s)[::-1])[::-1])
     tail = np.append(tail, 0.0)
@@ -219,6 +223,25 @@ def truncation_rank(
     if max_rank is not None:
         rank = min(rank, int(max_rank))
     return min(rank, max(n, 1))
+
+
+def tail_norm(singular_values: Any, rank: int) -> float:
+    """Norm of the singular values discarded by keeping ``rank``: ``||s[rank:]||``.
+
+    Computed with scaling, so it neither overflows nor underflows where the values
+    themselves are representable.
+
+    Example:
+        >>> tail_norm([5.0, 3.0, 4.0], 1)
+        5.0
+        >>> f"{tail_norm([3e200, 4e200], 0):.6g}"
+        '5e+200'
+    """
+    s = np.abs(np.asarray(to_numpy(singular_values), dtype=np.float64))[rank:]
+    top = float(s.max()) if s.size else 0.0
+    if top == 0.0:
+        return 0.0
+    return top * float(np.sqrt(np.sum((s / top) ** 2)))
 
 
 def budget_rank_caps(shape: Sequence[int], max_params: int) -> tuple[int, ...]:
@@ -296,7 +319,9 @@ def ranks_for_budget(
         raise ValueError(
             f"singular_values: expected {d - 1} arrays (one per bond), got {len(singular_values)}"
         )
-    spectra = [np.asarray(to_numpy(s), dtype=np.float64) ** 2 for s in singular_values]
+    spectra = [np.abs(np.asarray(to_numpy(s), dtype=np.float64)) for s in singular_values]
+    top = max((float(s.max()) for s in spectra if s.size), default=0.0)
+    spectra = [(s / top) ** 2 if top > 0.0 else s for s in spectra]  # only ratios matter
     ranks = [1] + [min(len(s), c) for s, c in zip(spectra, caps)] + [1]
     ranks = list(useful_ranks(sizes, ranks))
     while count_params(sizes, ranks) > max_params:

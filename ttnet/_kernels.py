@@ -1,0 +1,199 @@
+"""Per-slab work of the blocked TT-SVD, shared by the in-memory loop and dask workers.
+
+A *slab* is a block of columns of an unfolding ``C`` (``rows x b``). Its columns come in
+whole groups of ``group`` trailing-mode columns, so a slab-shaped array reshaped to
+``(-1, group)`` holds whole rows of the right-hand unfolding. Each kernel is a small
+picklable callable ``kernel(slab, where) -> (block, parts)``: an optional output block
+(same columns, new rows) and a tuple of small partial results, which the driver adds up
+(Grams, squared residuals) or stacks (R factors, see :func:`stack_r`). ``where`` names the
+slab's position for error messages.
+
+Example:
+    >>> import numpy as np
+    >>> c = np.arange(12.0).reshape(2, 6)
+    >>> _, (g,) = Gram(np.float64)(c, "block 0")
+    >>> bool(np.allclose(g, c @ c.T))
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from ttnet._backend import conj_t, qr_r, sum_squares
+
+__all__ = [
+    "Gram",
+    "MaxAbs",
+    "Project",
+    "ProjectRight",
+    "RFactor",
+    "Scale",
+    "Then",
+    "add_parts",
+    "max_parts",
+    "stack_r",
+]
+
+Array = Any
+Parts = tuple[Any, ...]
+
+
+def _prepare(slab: Array, dtype: Any) -> Array:
+    """``slab`` in ``dtype`` (a copy only when the dtype differs)."""
+    xp = array_api_compat.array_namespace(slab)
+    return slab if slab.dtype == dtype else xp.astype(slab, dtype)
+
+
+def _check_finite(slab: Array, name: str, where: str) -> None:
+    xp = array_api_compat.array_namespace(slab)
+    if not bool(xp.all(xp.isfinite(slab))):
+        raise ValueError(f"{name}: expected finite values, got NaN or infinity in {where}")
+
+
+def _trace(g: Array) -> float:
+    xp = array_api_compat.array_namespace(g)
+    return float(xp.sum(xp.real(xp.linalg.diagonal(g))))
+
+
+@dataclass(frozen=True)
+class Gram:
+    """Gram of a slab in ``dtype``: ``x x^H`` of its rows, or with ``group``, ``x^H x`` of
+    the right unfolding's rows. Checks the slab for NaN/inf (the first pass over the data
+    does the checking: a non-finite Gram with finite data means overflow, not bad data)."""
+
+    dtype: Any
+    group: int = 0
+    name: str = "tensor"
+
+    def __call__(self, slab: Array, where: str) -> tuple[None, Parts]:
+        xp = array_api_compat.array_namespace(slab)
+        x = _prepare(slab, self.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected below
+            if self.group:
+                x = xp.reshape(x, (-1, self.group))
+                g = conj_t(x) @ x
+            else:
+                g = x @ conj_t(x)
+        if not math.isfinite(_trace(g)):
+            _check_finite(slab, self.name, where)
+        return None, (g,)
+
+
+@dataclass(frozen=True)
+class Project:
+    """``y = fh @ slab`` for a left frame ``f`` (``fh = f^H``, working dtype), with,
+    optionally, the squared residual ``||slab - f y||^2`` (``residual=True``) and the
+    Gram of ``y``'s right unfolding (``group`` columns, in ``gram_dtype``)."""
+
+    fh: Array
+    f: Array
+    residual: bool = False
+    group: int = 0
+    gram_dtype: Any = None
+    keep: bool = True
+
+    def __call__(self, slab: Array, where: str) -> tuple[Array | None, Parts]:
+        xp = array_api_compat.array_namespace(slab)
+        x = _prepare(slab, self.fh.dtype)
+        y = self.fh @ x
+        parts: list[Any] = []
+        if self.residual:
+            parts.append(sum_squares(x - self.f @ y))
+        if self.group:
+            yr = xp.reshape(_prepare(y, self.gram_dtype), (-1, self.group))
+            parts.append(conj_t(yr) @ yr)
+        return (y if self.keep else None), tuple(parts)
+
+
+@dataclass(frozen=True)
+class ProjectRight:
+    """``z = y_R @ w`` for the right unfolding ``y_R`` (``w.shape[0]`` columns) of a slab
+    and a right frame ``w`` (orthonormal columns); optionally the squared residual
+    ``||y_R - z w^H||^2``. The block returned is ``z`` laid out as a slab:
+    ``(rows, b / group * r)``."""
+
+    w: Array
+    residual: bool = False
+
+    def __call__(self, slab: Array, where: str) -> tuple[Array, Parts]:
+        xp = array_api_compat.array_namespace(slab)
+        rows = int(slab.shape[0])
+        yr = xp.reshape(_prepare(slab, self.w.dtype), (-1, int(self.w.shape[0])))
+        z = yr @ self.w
+        parts = (sum_squares(yr - z @ conj_t(self.w)),) if self.residual else ()
+        return xp.reshape(z, (rows, -1)), parts
+
+
+@dataclass(frozen=True)
+class RFactor:
+    """The ``r`` factor (TSQR, no ``q``) of a slab's ``x^H`` (rows' side) or, with
+    ``group``, of its right unfolding; combine with :func:`stack_r`."""
+
+    dtype: Any
+    group: int = 0
+
+    def __call__(self, slab: Array, where: str) -> tuple[None, Parts]:
+        xp = array_api_compat.array_namespace(slab)
+        x = _prepare(slab, self.dtype)
+        x = xp.reshape(x, (-1, self.group)) if self.group else conj_t(x)
+        return None, (qr_r(x),)
+
+
+@dataclass(frozen=True)
+class Then:
+    """Apply ``first`` (a kernel that returns a block) and then ``second`` to the block:
+    e.g. slabs of a projected tensor computed on the fly from the original's."""
+
+    first: Any
+    second: Any
+
+    def __call__(self, slab: Array, where: str) -> tuple[Array | None, Parts]:
+        y, _ = self.first(slab, where)
+        return self.second(y, where)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The slab times ``factor`` (a power of two: exact), as a block."""
+
+    factor: float
+
+    def __call__(self, slab: Array, where: str) -> tuple[Array, Parts]:
+        return slab * self.factor, ()
+
+
+@dataclass(frozen=True)
+class MaxAbs:
+    """The largest magnitude in a slab (combine with :func:`max_parts`)."""
+
+    def __call__(self, slab: Array, where: str) -> tuple[None, Parts]:
+        xp = array_api_compat.array_namespace(slab)
+        return None, (float(xp.max(xp.abs(slab))),)
+
+
+def add_parts(a: Parts | None, b: Parts) -> Parts:
+    """Element-wise sum of two tuples of partial results (``a`` may be ``None``)."""
+    if a is None:
+        return b
+    return tuple(x + y for x, y in zip(a, b))
+
+
+def max_parts(a: Parts | None, b: Parts) -> Parts:
+    """Element-wise maximum of two tuples of partial results (``a`` may be ``None``)."""
+    if a is None:
+        return b
+    return tuple(max(x, y) for x, y in zip(a, b))
+
+
+def stack_r(a: Parts | None, b: Parts) -> Parts:
+    """Combine two R factors: the ``r`` of their stack."""
+    if a is None:
+        return b
+    xp = array_api_compat.array_namespace(a[0])
+    return (qr_r(xp.concat([a[0], b[0]], axis=0)),)
