@@ -87,10 +87,13 @@ class DaskSource:
         return s, t
 
     def _blocks(self, s: int, t: int) -> Any:
+        """The array rechunked with axes ``< s`` and ``>= t`` whole, the others split into
+        blocks of about 1/64 of the array (64 KiB to 128 MiB)."""
         key = (s, t)
         if key not in self._rechunked:
             spec = {i: (-1 if i < s or i >= t else "auto") for i in range(len(self.shape))}
-            self._rechunked[key] = self.array.rechunk(spec)
+            limit = min(max(self.size * self.itemsize // 64, 64 << 10), 128 << 20)
+            self._rechunked[key] = self.array.rechunk(spec, block_size_limit=limit)
         return self._rechunked[key]
 
     def slab_stats(self, rows: int, group: int) -> tuple[int, int]:

@@ -53,6 +53,8 @@ def default_width(caps: Sequence[int | None]) -> int:
 def _dtypes(xp: Any, dtype: Any) -> tuple[Any, tuple[Any, ...]]:
     """Working dtype and the summary tiers for data of ``dtype``."""
     name = str(dtype).rsplit(".", 1)[-1]
+    if not xp.isdtype(dtype, ("real floating", "complex floating")) and name not in _HALF:
+        return xp.float64, (xp.float64, "r")  # integer data (a memmap), converted per slab
     if name in _HALF or name == "float32":
         return xp.float32, (xp.float32, xp.float64, "r")
     if name == "complex64":

@@ -249,7 +249,7 @@ def _left(src: Any, modes: tuple[int, ...], k: int, caps: Sequence[int | None], 
         if keep:
             ysrc = LocalSource(out, progress=getattr(src, "progress", False), name=ctx.name)
         else:
-            ysrc = ProjectedSource(src, rows, replace(project, residual=False, group=0))
+            ysrc = ProjectedSource(src, rows, replace(project, residual=False, group=0, keep=True))
         gram = None
         if cols:
             g = to_numpy(parts.pop(0))
