@@ -33,9 +33,11 @@ __all__ = [
     "get_namespace",
     "is_complex",
     "library_name",
+    "matmul_into",
     "norm",
     "qr",
     "qr_r",
+    "residual_squares",
     "sum_squares",
     "svd",
     "to_numpy",
@@ -434,6 +436,43 @@ def norm(a: Array) -> Array:
     if not 0.0 < float(top) < math.inf:
         return value
     return top * xp.linalg.vector_norm(flat / top)
+
+
+def matmul_into(a: Array, b: Array, out: Array | None) -> Array:
+    """``a @ b``, written into ``out`` (any strides) when given; returns the product.
+
+    numpy writes in place (no temporary); other libraries compute, then copy.
+
+    Example:
+        >>> import numpy as np
+        >>> out = np.zeros((2, 6))
+        >>> _ = matmul_into(np.eye(2), np.ones((2, 3)), out[:, 1:4])
+        >>> out[0].tolist()
+        [0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    """
+    if out is None:
+        return a @ b
+    if array_api_compat.is_numpy_array(out):
+        return np.matmul(a, b, out=out)
+    out[...] = a @ b
+    return out
+
+
+def residual_squares(x: Array, f: Array, y: Array) -> float:
+    """``||x - f @ y||^2`` (a projection's residual), with one temporary of ``x``'s size.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.array([[1.0, 2.0], [3.0, 4.0]])
+        >>> f = np.array([[1.0], [0.0]])
+        >>> residual_squares(x, f, f.T @ x)
+        25.0
+    """
+    if array_api_compat.is_numpy_array(x):
+        d = np.matmul(f, y)
+        np.subtract(x, d, out=d)
+        return sum_squares(d)
+    return sum_squares(x - f @ y)
 
 
 def sum_squares(a: Array) -> float:

@@ -124,8 +124,9 @@ def decide_gram(
         tau_sq: squared norm each bond may discard (0: drop only provable zeros).
         caps: rank cap per bond (``None``: none).
         resolution: bound on the Frobenius norm of the Gram's rounding error.
-        noise: eigenvalues at or below this are treated as rounding noise when a rank
-            has to be proposed for verification.
+        noise: eigenvalues at or below this (or 16 times the most negative
+            eigenvalue, if larger) are taken for rounding noise when a rank has to be
+            proposed for verification.
     """
     gram = np.asarray(gram)
     rows = 1
@@ -136,7 +137,9 @@ def decide_gram(
         h = np.einsum("iaja->ij", block)
         lam, vecs = np.linalg.eigh((h + h.conj().T) / 2)
         lam, vecs = lam[::-1], vecs[:, ::-1]
-        rank, tail, sl, allow, unv = _gram_rank(lam, tau_sq, caps[j], resolution, noise)
+        # rounding noise spreads the zero eigenvalues of a PSD matrix to both signs
+        floor = max(noise, 16.0 * max(-float(lam[-1]), 0.0))
+        rank, tail, sl, allow, unv = _gram_rank(lam, tau_sq, caps[j], resolution, floor)
         if rank == rows * n:  # nothing discarded: keep the coordinates (no rotation)
             basis = np.eye(rank, dtype=vecs.dtype)
         else:

@@ -167,8 +167,8 @@ class _Where:
     def __init__(self, kernel: Any, where: str) -> None:
         self.kernel, self.where = kernel, where
 
-    def __call__(self, slab: Array, where: str) -> Any:
-        return self.kernel(slab, f"{self.where}, {where}")
+    def __call__(self, slab: Array, where: str, out: Array = None) -> Any:
+        return self.kernel(slab, f"{self.where}, {where}", out)
 
 
 def _reduce_batch(combine: Any, results: list[tuple[Any, Any]]) -> tuple[list[Any], Any]:

@@ -3,10 +3,11 @@
 A *slab* is a block of columns of an unfolding ``C`` (``rows x b``). Its columns come in
 whole groups of ``group`` trailing-mode columns, so a slab-shaped array reshaped to
 ``(-1, group)`` holds whole rows of the right-hand unfolding. Each kernel is a small
-picklable callable ``kernel(slab, where) -> (block, parts)``: an optional output block
-(same columns, new rows) and a tuple of small partial results, which the driver adds up
-(Grams, squared residuals) or stacks (R factors, see :func:`stack_r`). ``where`` names the
-slab's position for error messages.
+picklable callable ``kernel(slab, where, out=None) -> (block, parts)``: an optional output
+block (same columns, new rows; written into ``out`` when the caller passes where it goes)
+and a tuple of small partial results, which the driver adds up (Grams, squared residuals)
+or stacks (R factors, see :func:`stack_r`). ``where`` names the slab's position for error
+messages.
 
 Example:
     >>> import numpy as np
@@ -25,7 +26,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from ttnet._backend import conj_t, qr_r, sum_squares
+from ttnet._backend import matmul_into, qr_r, residual_squares
 
 __all__ = [
     "Gram",
@@ -44,20 +45,45 @@ Array = Any
 Parts = tuple[Any, ...]
 
 
-def _prepare(slab: Array, dtype: Any) -> Array:
+_NAMESPACES: dict[type, Any] = {}
+
+
+def _ns(x: Array) -> Any:
+    """The array-API namespace of ``x``, cached by type (kernels run once per slab)."""
+    kind = type(x)
+    xp = _NAMESPACES.get(kind)
+    if xp is None:
+        xp = _NAMESPACES[kind] = array_api_compat.array_namespace(x)
+    return xp
+
+
+def _prepare(slab: Array, dtype: Any, xp: Any) -> Array:
     """``slab`` in ``dtype`` (a copy only when the dtype differs)."""
-    xp = array_api_compat.array_namespace(slab)
     return slab if slab.dtype == dtype else xp.astype(slab, dtype)
 
 
-def _check_finite(slab: Array, name: str, where: str) -> None:
-    xp = array_api_compat.array_namespace(slab)
+def _ct(x: Array, xp: Any) -> Array:
+    """Conjugate transpose of a matrix (a view for real dtypes)."""
+    xt = x.swapaxes(-1, -2)
+    return xp.conj(xt) if xp.isdtype(x.dtype, "complex floating") else xt
+
+
+def _check_finite(slab: Array, name: str, where: str, xp: Any) -> None:
     if not bool(xp.all(xp.isfinite(slab))):
         raise ValueError(f"{name}: expected finite values, got NaN or infinity in {where}")
 
 
-def _trace(g: Array) -> float:
-    xp = array_api_compat.array_namespace(g)
+def _widen(g: Array, xp: Any) -> Array:
+    """A small partial result in double precision, so that summing many of them adds no
+    error beyond each one's own (float32 Grams are summed in float64)."""
+    if g.dtype == xp.float32:
+        return xp.astype(g, xp.float64)
+    if g.dtype == xp.complex64:
+        return xp.astype(g, xp.complex128)
+    return g
+
+
+def _trace(g: Array, xp: Any) -> float:
     return float(xp.sum(xp.real(xp.linalg.diagonal(g))))
 
 
@@ -71,18 +97,18 @@ class Gram:
     group: int = 0
     name: str = "tensor"
 
-    def __call__(self, slab: Array, where: str) -> tuple[None, Parts]:
-        xp = array_api_compat.array_namespace(slab)
-        x = _prepare(slab, self.dtype)
+    def __call__(self, slab: Array, where: str, out: Array = None) -> tuple[None, Parts]:
+        xp = _ns(slab)
+        x = _prepare(slab, self.dtype, xp)
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected below
             if self.group:
-                x = xp.reshape(x, (-1, self.group))
-                g = conj_t(x) @ x
+                x = x.reshape(-1, self.group)
+                g = _ct(x, xp) @ x
             else:
-                g = x @ conj_t(x)
-        if not math.isfinite(_trace(g)):
-            _check_finite(slab, self.name, where)
-        return None, (g,)
+                g = x @ _ct(x, xp)
+        if not math.isfinite(_trace(g, xp)):
+            _check_finite(slab, self.name, where, xp)
+        return None, (_widen(g, xp),)
 
 
 @dataclass(frozen=True)
@@ -98,16 +124,16 @@ class Project:
     gram_dtype: Any = None
     keep: bool = True
 
-    def __call__(self, slab: Array, where: str) -> tuple[Array | None, Parts]:
-        xp = array_api_compat.array_namespace(slab)
-        x = _prepare(slab, self.fh.dtype)
-        y = self.fh @ x
+    def __call__(self, slab: Array, where: str, out: Array = None) -> tuple[Array | None, Parts]:
+        xp = _ns(slab)
+        x = _prepare(slab, self.fh.dtype, xp)
+        y = matmul_into(self.fh, x, out if self.keep else None)
         parts: list[Any] = []
         if self.residual:
-            parts.append(sum_squares(x - self.f @ y))
+            parts.append(residual_squares(x, self.f, y))
         if self.group:
-            yr = xp.reshape(_prepare(y, self.gram_dtype), (-1, self.group))
-            parts.append(conj_t(yr) @ yr)
+            yr = _prepare(y, self.gram_dtype, xp).reshape(-1, self.group)
+            parts.append(_widen(_ct(yr, xp) @ yr, xp))
         return (y if self.keep else None), tuple(parts)
 
 
@@ -121,13 +147,13 @@ class ProjectRight:
     w: Array
     residual: bool = False
 
-    def __call__(self, slab: Array, where: str) -> tuple[Array, Parts]:
-        xp = array_api_compat.array_namespace(slab)
+    def __call__(self, slab: Array, where: str, out: Array = None) -> tuple[Array, Parts]:
+        xp = _ns(slab)
         rows = int(slab.shape[0])
-        yr = xp.reshape(_prepare(slab, self.w.dtype), (-1, int(self.w.shape[0])))
+        yr = _prepare(slab, self.w.dtype, xp).reshape(-1, int(self.w.shape[0]))
         z = yr @ self.w
-        parts = (sum_squares(yr - z @ conj_t(self.w)),) if self.residual else ()
-        return xp.reshape(z, (rows, -1)), parts
+        parts = (residual_squares(yr, z, _ct(self.w, xp)),) if self.residual else ()
+        return z.reshape(rows, -1), parts
 
 
 @dataclass(frozen=True)
@@ -138,10 +164,10 @@ class RFactor:
     dtype: Any
     group: int = 0
 
-    def __call__(self, slab: Array, where: str) -> tuple[None, Parts]:
-        xp = array_api_compat.array_namespace(slab)
-        x = _prepare(slab, self.dtype)
-        x = xp.reshape(x, (-1, self.group)) if self.group else conj_t(x)
+    def __call__(self, slab: Array, where: str, out: Array = None) -> tuple[None, Parts]:
+        xp = _ns(slab)
+        x = _prepare(slab, self.dtype, xp)
+        x = x.reshape(-1, self.group) if self.group else _ct(x, xp)
         return None, (qr_r(x),)
 
 
@@ -153,9 +179,9 @@ class Then:
     first: Any
     second: Any
 
-    def __call__(self, slab: Array, where: str) -> tuple[Array | None, Parts]:
+    def __call__(self, slab: Array, where: str, out: Array = None) -> tuple[Array | None, Parts]:
         y, _ = self.first(slab, where)
-        return self.second(y, where)
+        return self.second(y, where, out)
 
 
 @dataclass(frozen=True)
@@ -164,7 +190,7 @@ class Scale:
 
     factor: float
 
-    def __call__(self, slab: Array, where: str) -> tuple[Array, Parts]:
+    def __call__(self, slab: Array, where: str, out: Array = None) -> tuple[Array, Parts]:
         return slab * self.factor, ()
 
 
@@ -172,8 +198,8 @@ class Scale:
 class MaxAbs:
     """The largest magnitude in a slab (combine with :func:`max_parts`)."""
 
-    def __call__(self, slab: Array, where: str) -> tuple[None, Parts]:
-        xp = array_api_compat.array_namespace(slab)
+    def __call__(self, slab: Array, where: str, out: Array = None) -> tuple[None, Parts]:
+        xp = _ns(slab)
         return None, (float(xp.max(xp.abs(slab))),)
 
 

@@ -136,13 +136,13 @@ class LocalSource:
         unfolding = self.xp.reshape(self.flat, (rows, cols))
         spans = self.spans(rows, group)
         total = None
+        out_cols = 0 if out is None else int(out.shape[1])
         for c0, c1 in progress_bar(spans, len(spans), desc, self.progress):
             where = f"the block of columns {c0}:{c1} of its ({rows}, {cols}) unfolding"
-            block, parts = kernel(unfolding[:, c0:c1], where)
-            if out is not None:
-                width = int(block.shape[1])
-                start = c0 * width // (c1 - c0)
-                out[:, start : start + width] = block
+            view = None if out is None else out[:, c0 * out_cols // cols : c1 * out_cols // cols]
+            block, parts = kernel(unfolding[:, c0:c1], where, view)
+            if view is not None and block is not view:
+                view[...] = block
             total = combine(total, parts)
         return total
 

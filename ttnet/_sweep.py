@@ -111,15 +111,17 @@ def summary_gram(src: Any, rows: int, group: int, dtype: Any, ctx: Context) -> t
 
 def _gram_bounds(stats: tuple[int, int], rows: int, group: int, g: np.ndarray, dtype: Any,
                  xp: Any) -> tuple[float, float]:
-    """Rounding bound (Frobenius) and noise level of a Gram summed slab by slab: each entry
-    is a sum of ``terms`` products, ``|dG| <= gamma_terms |C| |C|^H`` entrywise."""
+    """Rounding bound (Frobenius) and noise floor of a Gram summed slab by slab: each slab's
+    entries are sums of ``terms`` products in ``dtype``, and the slabs' Grams are summed in
+    float64, so ``|dG| <= (gamma_terms + count u_64) |C| |C|^H`` entrywise."""
     width, count = stats
-    terms = (rows * width // group if group else width) + count
+    terms = rows * width // group if group else width  # per slab, in ``dtype``
     u = _unit(dtype, xp)
+    gamma = terms * u / max(1.0 - terms * u, 1e-3) + count * _unit(xp.float64, xp)
     trace = float(np.trace(g).real)
-    gamma = terms * u / max(1.0 - terms * u, 1e-3)
     m = int(g.shape[0])
-    return (gamma + 4 * m * u) * trace, u * math.sqrt(terms * m) * trace
+    # noise floor: the slabs' rounding errors are independent, sqrt(terms) u each
+    return (gamma + 4 * m * u) * trace, u * math.sqrt(terms / count) * trace
 
 
 def _summary(src: Any, rows: int, group: int, tier: Any, ctx: Context) -> tuple:
