@@ -43,8 +43,17 @@ test-slow: setup
 docs: setup
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
-# Peers (torchtt, tntorch, the official loretta) live in separate venvs: see benchmarks/RESULTS.md.
-bench: setup
+# Benchmark peers: the `bench` extra, then torchtt, an sdist whose build imports torch: built
+# without isolation against the installed CPU torch (its optional C++ extension is skipped).
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) install -q -e ".[bench]" setuptools-scm wheel
+	CXX=/bin/false $(PIP) install -q --no-deps --no-build-isolation torchtt==0.5.0
+	@if $(PIP) list 2>/dev/null | grep -qi '^nvidia-'; then echo "error: a CUDA torch was pulled in (nvidia-* packages installed)"; exit 1; fi
+	touch $(BENCH_STAMP)
+
+# The official loretta lives in a separate venv (bench_loretta.py makes it).
+bench: $(BENCH_STAMP)
 	$(PY) benchmarks/bench_core.py --threads $(THREADS)
 	$(PY) benchmarks/bench_cross.py --threads $(THREADS)
 	$(PY) benchmarks/bench_layers.py --threads $(THREADS)

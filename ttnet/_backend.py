@@ -25,6 +25,7 @@ __all__ = [
     "ArrayOps",
     "array_ops",
     "as_float_array",
+    "astype_into",
     "check_finite",
     "check_nonempty",
     "conj_t",
@@ -458,8 +459,9 @@ def matmul_into(a: Array, b: Array, out: Array | None) -> Array:
     return out
 
 
-def residual_squares(x: Array, f: Array, y: Array) -> float:
-    """``||x - f @ y||^2`` (a projection's residual), with one temporary of ``x``'s size.
+def residual_squares(x: Array, f: Array, y: Array, work: Array | None = None) -> float:
+    """``||x - f @ y||^2`` (a projection's residual); ``work`` (``x``'s shape and dtype, any
+    contents) is used as the temporary when given.
 
     Example:
         >>> import numpy as np
@@ -469,10 +471,32 @@ def residual_squares(x: Array, f: Array, y: Array) -> float:
         25.0
     """
     if array_api_compat.is_numpy_array(x):
-        d = np.matmul(f, y)
+        d = np.matmul(f, y, out=work)
         np.subtract(x, d, out=d)
         return sum_squares(d)
+    if array_api_compat.is_torch_array(x):
+        return _torch_sum_squares(_torch_residual(x, f, y, work))
     return sum_squares(x - f @ y)
+
+
+def astype_into(x: Array, dtype: Any, work: Array | None = None) -> Array:
+    """``x`` in ``dtype``: ``x`` itself when it has it, else a copy (into ``work`` when
+    given: ``x``'s shape, that dtype).
+
+    Example:
+        >>> import numpy as np
+        >>> astype_into(np.ones(2, dtype=np.float32), np.float64).dtype
+        dtype('float64')
+    """
+    if x.dtype == dtype:
+        return x
+    if work is None:
+        return array_api_compat.array_namespace(x).astype(x, dtype)
+    if array_api_compat.is_numpy_array(work):
+        np.copyto(work, x)
+    else:
+        work[...] = x
+    return work
 
 
 def sum_squares(a: Array) -> float:
@@ -485,8 +509,26 @@ def sum_squares(a: Array) -> float:
         >>> sum_squares(np.array([[1 + 1j, 2.0]]))
         6.0
     """
+    if array_api_compat.is_numpy_array(a):
+        flat = a.reshape(-1)
+        return float(np.vdot(flat, flat).real)
+    if array_api_compat.is_torch_array(a):
+        return _torch_sum_squares(a)
     xp = array_api_compat.array_namespace(a)
     flat = xp.reshape(a, (-1,))
-    if array_api_compat.is_numpy_array(flat):
-        return float(np.vdot(flat, flat).real)
     return float(xp.real(xp.vecdot(flat, flat)))
+
+
+def _torch_residual(x: Array, f: Array, y: Array, work: Array | None) -> Array:
+    """torch-specific: ``x - f @ y`` in one BLAS call (``addmm``, beta = 1)."""
+    import torch  # already imported: x is a torch tensor
+
+    return torch.addmm(x, f, y, alpha=-1, out=work)
+
+
+def _torch_sum_squares(a: Array) -> float:
+    """torch-specific: ``sum(|a|**2)`` by one dot product."""
+    import torch  # already imported: a is a torch tensor
+
+    flat = a.reshape(-1)
+    return float(torch.vdot(flat, flat).real) if flat.is_complex() else float(flat @ flat)

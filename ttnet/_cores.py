@@ -22,6 +22,7 @@ from ttnet._backend import (
     qr,
     upcast_half,
 )
+from ttnet._backend import norm as _backend_norm
 
 Array = Any
 
@@ -167,10 +168,10 @@ def orthogonalize_right(cores: Sequence[Array]) -> list[Array]:
 def norm(cores: Sequence[Array]) -> Array:
     """Frobenius norm via left orthogonalisation (accurate, no full tensor).
 
-    Computed in float32 for float16/bfloat16 cores; returned in the cores' dtype.
+    Computed in float32 for float16/bfloat16 cores, and without over- or underflow at
+    extreme scales (:func:`ttnet._backend.norm`); returned in the cores' dtype.
     """
     xp = get_namespace(cores[0])
     wide, half = _upcast(cores)
-    last = orthogonalize_left(wide)[-1]
-    value = xp.linalg.vector_norm(xp.reshape(last, (-1,)))
+    value = _backend_norm(orthogonalize_left(wide)[-1])
     return value if half is None else xp.astype(value, half)

@@ -19,14 +19,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
-from ttnet._backend import matmul_into, qr_r, residual_squares
+from ttnet._backend import astype_into, matmul_into, qr_r, residual_squares
 
 __all__ = [
     "Gram",
@@ -38,6 +41,7 @@ __all__ = [
     "Then",
     "add_parts",
     "max_parts",
+    "scratch_scope",
     "stack_r",
 ]
 
@@ -57,9 +61,40 @@ def _ns(x: Array) -> Any:
     return xp
 
 
-def _prepare(slab: Array, dtype: Any, xp: Any) -> Array:
-    """``slab`` in ``dtype`` (a copy only when the dtype differs)."""
-    return slab if slab.dtype == dtype else xp.astype(slab, dtype)
+_SCRATCH = threading.local()
+
+
+@contextlib.contextmanager
+def scratch_scope() -> Iterator[None]:
+    """Work buffers that the kernels of one pass reuse slab after slab (freed at the end):
+    no slab-sized allocation per slab."""
+    outer = getattr(_SCRATCH, "buffers", None)
+    _SCRATCH.buffers = {}
+    try:
+        yield
+    finally:
+        _SCRATCH.buffers = outer
+
+
+def _scratch(shape: tuple[int, ...], dtype: Any, like: Array, slot: str, xp: Any) -> Any:
+    """A reusable uninitialised buffer of ``shape`` (``None`` outside a scratch scope)."""
+    buffers = getattr(_SCRATCH, "buffers", None)
+    if buffers is None:
+        return None
+    size = math.prod(shape)
+    key = (slot, type(like), str(dtype))
+    buf = buffers.get(key)
+    if buf is None or int(buf.shape[0]) < size:
+        device = array_api_compat.device(like)
+        buf = buffers[key] = xp.empty((size,), dtype=dtype, device=device)
+    return buf[:size].reshape(shape)
+
+
+def _prepare(slab: Array, dtype: Any, xp: Any, slot: str = "cast") -> Array:
+    """``slab`` in ``dtype`` (a copy, into a scratch buffer, only when the dtype differs)."""
+    if slab.dtype == dtype:
+        return slab
+    return astype_into(slab, dtype, _scratch(tuple(slab.shape), dtype, slab, slot, xp))
 
 
 def _ct(x: Array, xp: Any) -> Array:
@@ -130,9 +165,10 @@ class Project:
         y = matmul_into(self.fh, x, out if self.keep else None)
         parts: list[Any] = []
         if self.residual:
-            parts.append(residual_squares(x, self.f, y))
+            work = _scratch(tuple(x.shape), x.dtype, x, "residual", xp)
+            parts.append(residual_squares(x, self.f, y, work))
         if self.group:
-            yr = _prepare(y, self.gram_dtype, xp).reshape(-1, self.group)
+            yr = _prepare(y, self.gram_dtype, xp, "cast y").reshape(-1, self.group)
             parts.append(_widen(_ct(yr, xp) @ yr, xp))
         return (y if self.keep else None), tuple(parts)
 
@@ -152,7 +188,10 @@ class ProjectRight:
         rows = int(slab.shape[0])
         yr = _prepare(slab, self.w.dtype, xp).reshape(-1, int(self.w.shape[0]))
         z = yr @ self.w
-        parts = (residual_squares(yr, z, _ct(self.w, xp)),) if self.residual else ()
+        parts = ()
+        if self.residual:
+            work = _scratch(tuple(yr.shape), yr.dtype, yr, "residual", xp)
+            parts = (residual_squares(yr, z, _ct(self.w, xp), work),)
         return z.reshape(rows, -1), parts
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import array_api_compat
 
-from ttnet._kernels import Project, Scale, Then, add_parts
+from ttnet._kernels import Project, Scale, Then, add_parts, scratch_scope
 
 __all__ = [
     "SLAB_BYTES",
@@ -137,13 +137,14 @@ class LocalSource:
         spans = self.spans(rows, group)
         total = None
         out_cols = 0 if out is None else int(out.shape[1])
-        for c0, c1 in progress_bar(spans, len(spans), desc, self.progress):
-            where = f"the block of columns {c0}:{c1} of its ({rows}, {cols}) unfolding"
-            view = None if out is None else out[:, c0 * out_cols // cols : c1 * out_cols // cols]
-            block, parts = kernel(unfolding[:, c0:c1], where, view)
-            if view is not None and block is not view:
-                view[...] = block
-            total = combine(total, parts)
+        with scratch_scope():
+            for c0, c1 in progress_bar(spans, len(spans), desc, self.progress):
+                where = f"the block of columns {c0}:{c1} of its ({rows}, {cols}) unfolding"
+                view = None if out is None else out[:, c0 * out_cols // cols : c1 * out_cols // cols]
+                block, parts = kernel(unfolding[:, c0:c1], where, view)
+                if view is not None and block is not view:
+                    view[...] = block
+                total = combine(total, parts)
         return total
 
 

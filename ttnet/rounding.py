@@ -3,7 +3,8 @@
 Algorithm (Oseledets 2011): orthogonalise right to left with QR, then sweep left to
 right with truncated SVDs under the rank rules of :mod:`ttnet.ranks`. Each truncation is
 an orthogonal projection, so the bond errors add in quadrature and the reported error is
-exact: ``sqrt(sum of discarded squared singular values) / ||input||``. With a parameter
+exact: ``sqrt(sum of discarded squared singular values) / ||input||`` (summed relative to the
+norm, so that no square over- or underflows at extreme scales). With a parameter
 budget a second sweep (right to left) lowers the ranks chosen by
 :func:`ttnet.ranks.ranks_for_budget` from the bond spectra of the first sweep.
 """
@@ -15,17 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from ttnet import ranks as rank_rules
-from ttnet._backend import get_namespace, svd, to_numpy, upcast_half
+from ttnet._backend import get_namespace, norm, svd, to_numpy, upcast_half
 from ttnet._cores import orthogonalize_right
 
 __all__ = ["round_cores"]
 
 Array = Any
-
-
-def _sq_sum(values: Array) -> float:
-    s = to_numpy(values)
-    return float((s * s).sum())
 
 
 def round_cores(
@@ -68,7 +64,7 @@ def round_cores(
         return [xp.astype(c, half) for c in new], error
     sizes = [int(c.shape[1]) for c in cores]
     out = orthogonalize_right(cores)
-    total = float(to_numpy(xp.linalg.vector_norm(xp.reshape(out[0], (-1,)))))
+    total = float(to_numpy(norm(out[0])))
     if d == 1 or total == 0.0:
         return out, 0.0
     threshold = rank_rules.bond_threshold(eps or 0.0, total, d - 1)
@@ -79,7 +75,7 @@ def round_cores(
         u, s, vh = svd(xp.reshape(out[k], (r0 * n, r1)))
         rank = rank_rules.truncation_rank(s, threshold, caps[k])
         spectra.append(to_numpy(s)[:rank])
-        discarded += _sq_sum(s[rank:])
+        discarded += (rank_rules.tail_norm(s, rank) / total) ** 2
         out[k] = xp.reshape(u[:, :rank], (r0, n, rank))
         carry = s[:rank, None] * vh[:rank, :]
         out[k + 1] = xp.tensordot(xp.astype(carry, out[k + 1].dtype), out[k + 1], axes=([1], [0]))
@@ -89,11 +85,11 @@ def round_cores(
             r0, n, r1 = (int(s) for s in out[k].shape)
             u, s, vh = svd(xp.reshape(out[k], (r0, n * r1)))
             rank = min(target[k], int(s.shape[0]))
-            discarded += _sq_sum(s[rank:])
+            discarded += (rank_rules.tail_norm(s, rank) / total) ** 2
             out[k] = xp.reshape(vh[:rank, :], (rank, n, r1))
             carry = u[:, :rank] * xp.astype(s[None, :rank], u.dtype)
             out[k - 1] = xp.tensordot(out[k - 1], carry, axes=([2], [0]))
-    return out, math.sqrt(discarded) / total
+    return out, math.sqrt(discarded)
 
 
 def _ranks(cores: Sequence[Array]) -> tuple[int, ...]:

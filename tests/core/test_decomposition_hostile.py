@@ -204,3 +204,33 @@ def test_torch_float64_exact_rank_is_exact():
     assert tt.ranks == ranks
     check(tt, a, 1e-12, "float64")
     assert tt.error <= 1e-13
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [("float64", 1e-200), ("float64", 1e160),
+                                              ("float32", 1e-30), ("float32", 1e30)])
+def test_round_and_norm_at_extreme_scales(dtype, scale):
+    rng = np.random.default_rng(8)
+    cores = [rng.standard_normal(s).astype(dtype) for s in [(1, 4, 3), (3, 4, 3), (3, 4, 1)]]
+    ref = ttnet.TensorTrain(cores)
+    tt = ttnet.TensorTrain([cores[0] * np.asarray(scale, dtype=dtype), *cores[1:]])
+    doubled = (tt + tt).round(eps=1e-4)
+    assert doubled.ranks == ref.ranks and doubled.error < 1e-4
+    ratio = float(doubled.norm()) / (2 * float(ref.norm()) * scale)
+    assert abs(ratio - 1) < (1e-5 if dtype == "float32" else 1e-12)
+
+
+def test_complex_clusters_through_both_groups():
+    rng = np.random.default_rng(9)
+    shape, rank = (2,) * 14, 5
+    ranks = ttnet.ranks.useful_ranks(shape, (1, *[rank] * 13, 1))
+    cores = [rng.standard_normal((ranks[k], 2, ranks[k + 1]))
+             + 1j * rng.standard_normal((ranks[k], 2, ranks[k + 1])) for k in range(14)]
+    a = tt_full(cores)
+    a /= np.linalg.norm(a)
+    noisy = a + 1e-7 * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / 128
+    for x, eps in ((a, 1e-12), (noisy, 1e-8), (noisy, 1e-6)):
+        tt = ttnet.tt_svd(x, eps=eps)
+        measured = float(np.linalg.norm(tt.full() - x) / np.linalg.norm(x))
+        assert measured <= eps + 1e-13
+        assert abs(tt.error - measured) <= 0.05 * measured + 1e-13
+    assert ttnet.tt_svd(a, eps=1e-12).ranks == ranks
