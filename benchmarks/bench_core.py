@@ -7,8 +7,9 @@ right before each run in the same process), the extra peak memory as a multiple 
 anonymous memory only, so a memmap's page cache does not count; one run per library in a fresh
 child process with ``MALLOC_MMAP_THRESHOLD_=131072``, so freed arrays leave RssAnon), the relative error against
 the dense input and the ranks. ``floor`` is the arithmetic ttnet's passes cannot avoid, timed
-alone: the Gram of the first thick unfolding and the projection onto the chosen frame, slab by
-slab, as in the sweep. ``--out-of-core`` adds a 2 GiB float32 memmap of exact TT rank 6 and the
+alone, slab by slab as in the sweep: the Gram of the first thick unfolding and the projection
+onto the chosen frame, or, where the first frame comes from a sample (one pass), the
+projection and the product its exact residual needs. ``--out-of-core`` adds a 2 GiB float32 memmap of exact TT rank 6 and the
 same tensor as a lazy dask array on a dask.distributed LocalCluster of 2 worker processes.
 
 Run: ``python benchmarks/bench_core.py --threads 1 [--big] [--out-of-core]`` (see
@@ -136,7 +137,9 @@ def _child_memory(index: int, lib: str) -> float:
     """Peak extra anonymous memory of one run of ``lib`` on case ``index``, in a new process
     (so that nothing earlier in this one is reused), with glibc returning freed blocks."""
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 << 10)}
-    cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(ARGS.threads),
+    flags = [f for f, on in (("--big", ARGS.big), ("--big-peers", ARGS.big_peers),
+                             ("--no-peers", ARGS.no_peers)) if on]
+    cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(ARGS.threads), *flags,
            "--child", str(index), lib]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -176,25 +179,56 @@ def ranks_note(ranks: tuple, expected: tuple | None) -> str:
     return note
 
 
-def floor_candidate(x: np.ndarray, rank: int) -> Candidate:
-    """The unavoidable arithmetic of ttnet's sweep at these sizes: the Gram of the first
-    thick unfolding and the projection onto a ``rank``-column frame, slab by slab."""
+def _one_pass(case: Case) -> bool:
+    """Whether ttnet takes the first group from a sample (one pass) on this case."""
+    import ttnet._decompose as decompose
+
+    used, real = [], decompose.sample_left
+
+    def spy(*args: Any) -> Any:
+        out = real(*args)
+        used.append(out is not None)
+        return out
+
+    decompose.sample_left = spy
+    try:
+        ttnet.tt_svd(case.x, eps=case.eps, max_rank=case.max_rank)
+    finally:
+        decompose.sample_left = real
+    return any(used)
+
+
+def floor_candidate(case: Case) -> Candidate:
+    """The arithmetic ttnet's first passes cannot avoid, timed alone, slab by slab as in the
+    sweep: the Gram of the first thick unfolding and the projection onto a frame of the
+    final rank (two passes), or, when the frame comes from a sample, the projection and the
+    product ``F (F^H x)`` its exact residual needs (one pass)."""
     from ttnet._decompose import default_width
     from ttnet._kernels import Gram, Project
     from ttnet._sources import LocalSource
     from ttnet._sweep import plan_group
 
+    x, rank = case.x, case.max_rank or max(case.expected)
     src = LocalSource(x)
-    k = plan_group(x.shape, default_width([rank] * (x.ndim - 1)))
+    k = plan_group(x.shape, default_width([case.max_rank] * (x.ndim - 1)))
     rows = int(np.prod(x.shape[:k]))
     f = np.linalg.qr(np.random.default_rng(0).standard_normal((rows, rank)))[0]
     out = np.empty((rank, x.size // rows))
+    one_pass = _one_pass(case)
+
+    def residual_gemm(slab: np.ndarray, where: str, view: Any = None) -> tuple[None, tuple]:
+        y = np.matmul(f.T, slab, out=view)
+        return None, (float((f @ y)[0, 0]),)
 
     def run() -> None:
-        src.run(rows, 1, Gram(x.dtype))
-        src.run(rows, 1, Project(f.T, f), out=out)
+        if one_pass:
+            src.run(rows, 1, residual_gemm, out=out)
+        else:
+            src.run(rows, 1, Gram(x.dtype))
+            src.run(rows, 1, Project(f.T, f), out=out)
 
-    return Candidate("floor (Gram + projection)", run, lambda _: (None, f"{rows} rows, r {rank}"))
+    what = "projection + F(F^H x), one pass" if one_pass else "Gram + projection, two passes"
+    return Candidate("floor (GEMMs alone)", run, lambda _: (None, f"{what}; {rows} rows, r {rank}"))
 
 
 def svd_candidates(x: np.ndarray, eps: float | None, max_rank: int | None,
@@ -268,7 +302,7 @@ def case_candidates(case: Case) -> list[Candidate]:
     cands = svd_candidates(case.x, case.eps, case.max_rank, case.expected)
     if not case.peers:
         cands = cands[:2]
-    return [*cands, floor_candidate(case.x, case.max_rank or max(case.expected))]
+    return [*cands, floor_candidate(case)]
 
 
 def bench_svd() -> None:

@@ -8,7 +8,8 @@ by block (nothing of its size is ever allocated), then decomposed (``eps=1e-4``)
   level before: the file's pages in the page cache are not counted), ranks, the reported
   error and the error measured on 200,000 random entries;
 - as a lazy ``dask.array`` (``map_blocks`` from the cores, never materialised) on a
-  ``dask.distributed.LocalCluster`` of 2 worker processes: time, ranks, errors, and how many
+  ``dask.distributed.LocalCluster`` of 2 worker processes: time as a multiple of one read of
+  that array (``x.sum().compute()``: every block made once), ranks, errors, and how many
   ttnet block tasks each worker ran (from the cluster's task stream).
 
 The file is deleted afterwards. Run through ``benchmarks/bench_core.py --out-of-core``.
@@ -123,18 +124,20 @@ def bench_out_of_core(args: Any, add: Callable[..., None], peak_extra: Callable)
         add("2 GiB f32 memmap (2,)^29 exact rank 6, eps 1e-4", "ttnet", sec, ratio,
             f"{extra / 2**20:.0f} MiB", sampled_error(tt, cores),
             f"{note}; reported error {tt.error:.2e}; one read {read:.2f} s")
-        _bench_dask(add, cores, ranks, read)
+        _bench_dask(add, cores, ranks)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _bench_dask(add: Callable[..., None], cores: list[np.ndarray], ranks: tuple,
-                read: float) -> None:
+def _bench_dask(add: Callable[..., None], cores: list[np.ndarray], ranks: tuple) -> None:
     from distributed import Client, LocalCluster, get_task_stream
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         x = lazy_array(cores)
+        t0 = time.perf_counter()
+        x.sum().compute()
+        read = time.perf_counter() - t0  # one read of the lazy array: each block made once
         with get_task_stream(client) as stream:
             t0 = time.perf_counter()
             tt = ttnet.tt_svd(x, eps=1e-4)
@@ -142,6 +145,7 @@ def _bench_dask(add: Callable[..., None], cores: list[np.ndarray], ranks: tuple,
         ours = [t for t in stream.data if str(t["key"]).strip("()'").startswith("ttnet-")]
         per_worker = sorted(sum(t["worker"] == w for t in ours) for w in {t["worker"] for t in ours})
         note = (f"{'exact' if tt.ranks == ranks else 'NOT exact'}; reported error "
-                f"{tt.error:.2e}; ttnet tasks per worker {per_worker}")
+                f"{tt.error:.2e}; ttnet tasks per worker {per_worker}; one read "
+                f"(x.sum().compute()) {read:.2f} s")
         add("same, lazy dask.array on LocalCluster (2 workers x 1 thread)", "ttnet", sec,
             sec / read, "on workers", sampled_error(tt, cores), note)

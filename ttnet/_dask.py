@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ttnet._kernels import add_parts
-from ttnet._sources import SLAB_BYTES, LocalSource, progress_bar, want_progress
+from ttnet._sources import SAMPLE_SLABS, SLAB_BYTES, LocalSource, progress_bar, want_progress
 
 __all__ = ["DaskSource", "dask_source"]
 
@@ -95,6 +95,18 @@ class DaskSource:
             limit = min(max(self.size * self.itemsize // 64, 64 << 10), 128 << 20)
             self._rechunked[key] = self.array.rechunk(spec, block_size_limit=limit)
         return self._rechunked[key]
+
+    def sample(self, rows: int, count: int = SAMPLE_SLABS) -> np.ndarray:
+        """A slab from each of ``count`` blocks spread over the array (computed now)."""
+        import dask
+
+        blocks = self._blocks(*self._axes(rows, 1))
+        flat = blocks.to_delayed().ravel()
+        picks = sorted({round(i * (len(flat) - 1) / max(count - 1, 1)) for i in range(count)})
+        width = max(SLAB_BYTES // (self.itemsize * rows), 1)
+        pieces = dask.compute(*(flat[i] for i in picks))
+        return np.concatenate(
+            [np.asarray(p).reshape(rows, -1)[:, :width] for p in pieces], axis=1)
 
     def slab_stats(self, rows: int, group: int) -> tuple[int, int]:
         """Width of a slab and how many slabs a pass reads (for the rounding bounds)."""

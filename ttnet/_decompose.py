@@ -26,6 +26,7 @@ import numpy as np
 from ttnet import ranks as rank_rules
 from ttnet._backend import norm
 from ttnet._kernels import MaxAbs, max_parts
+from ttnet._sample import sample_applies, sample_left
 from ttnet._sources import ScaledSource
 from ttnet._sweep import Context, dense_sweep, plan_group, summary_gram, sweep
 from ttnet.rounding import round_cores
@@ -109,6 +110,12 @@ def _run(src: Any, shape: tuple[int, ...], eps: float | None, caps: list[int | N
     k_right = 0 if k_left else plan_group(shape[::-1], ctx.width)
     if not k_left and not k_right:
         return _run_dense(src.dense(), shape, eps, caps, ctx)
+    if k_left and sample_applies(eps, caps):
+        attempt = sample_left(src, shape, k_left, eps**2 / (d - 1), ctx)
+        if attempt is not None:
+            side, src, norm_sq, scale = attempt
+            ctx = replace(ctx, tau_sq=eps**2 / (d - 1) * norm_sq)
+            return _finish(sweep(src, shape, caps, ctx, left=side), scale, norm_sq)
     rows, group = (math.prod(shape[:k_left]), 0) if k_left else (1, math.prod(shape[-k_right:]))
     first = summary_gram(src, rows, group, ctx.tiers[0], ctx)
     scale = _scale(first[0], src.size, ctx.tiers[0], ctx.work, xp)
@@ -125,7 +132,11 @@ def _run(src: Any, shape: tuple[int, ...], eps: float | None, caps: list[int | N
         first = (first[0] * scale**2, first[1] * scale**2, first[2] * scale**2)
     norm_sq = float(np.trace(first[0]).real)
     ctx = replace(ctx, tau_sq=(eps or 0.0) ** 2 / (d - 1) * norm_sq)
-    level = sweep(src, shape, caps, ctx, first)
+    return _finish(sweep(src, shape, caps, ctx, first), scale, norm_sq)
+
+
+def _finish(level: Any, scale: float, norm_sq: float) -> tuple[list[Array], float, float]:
+    """The cores in the input's units (the norm-carrying core divided by the scale)."""
     cores = level.cores
     if scale != 1.0:
         cores[level.carry] = cores[level.carry] / scale
@@ -161,8 +172,4 @@ def _run_dense(a: Array, shape: tuple[int, ...], eps: float | None, caps: list[i
         a = a * scale
     norm_sq = (total * scale) ** 2
     ctx = replace(ctx, tau_sq=(eps or 0.0) ** 2 / max(len(shape) - 1, 1) * norm_sq)
-    level = dense_sweep(a, shape, caps, ctx)
-    cores = level.cores
-    if scale != 1.0:
-        cores[level.carry] = cores[level.carry] / scale
-    return cores, level.discarded, norm_sq
+    return _finish(dense_sweep(a, shape, caps, ctx), scale, norm_sq)

@@ -29,7 +29,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from ttnet._backend import astype_into, matmul_into, qr_r, residual_squares
+from ttnet._backend import astype_into, matmul_into, qr_r, residual_squares, sum_squares
 
 __all__ = [
     "Gram",
@@ -149,8 +149,9 @@ class Gram:
 @dataclass(frozen=True)
 class Project:
     """``y = fh @ slab`` for a left frame ``f`` (``fh = f^H``, working dtype), with,
-    optionally, the squared residual ``||slab - f y||^2`` (``residual=True``) and the
-    Gram of ``y``'s right unfolding (``group`` columns, in ``gram_dtype``)."""
+    optionally, the squared residual ``||slab - f y||^2`` (``residual``), ``||y||^2``
+    (``norm``) and the Gram of ``y``'s right unfolding (``group`` columns, in
+    ``gram_dtype``), in that order."""
 
     fh: Array
     f: Array
@@ -158,6 +159,7 @@ class Project:
     group: int = 0
     gram_dtype: Any = None
     keep: bool = True
+    norm: bool = False
 
     def __call__(self, slab: Array, where: str, out: Array = None) -> tuple[Array | None, Parts]:
         xp = _ns(slab)
@@ -167,6 +169,8 @@ class Project:
         if self.residual:
             work = _scratch(tuple(x.shape), x.dtype, x, "residual", xp)
             parts.append(residual_squares(x, self.f, y, work))
+        if self.norm:
+            parts.append(sum_squares(y))
         if self.group:
             yr = _prepare(y, self.gram_dtype, xp, "cast y").reshape(-1, self.group)
             parts.append(_widen(_ct(yr, xp) @ yr, xp))

@@ -34,6 +34,7 @@ import array_api_compat
 from ttnet._kernels import Project, Scale, Then, add_parts, scratch_scope
 
 __all__ = [
+    "SAMPLE_SLABS",
     "SLAB_BYTES",
     "LocalSource",
     "ProjectedSource",
@@ -49,6 +50,8 @@ Combine = Callable[[Any, Any], Any]
 # Bytes of one slab: small enough to stay in a core's L2 cache while a kernel's several
 # BLAS calls read it, large enough that the per-slab Python overhead is negligible.
 SLAB_BYTES = 1 << 20
+# Slabs read to propose a first frame (see ttnet._sample).
+SAMPLE_SLABS = 8
 # Inputs larger than this show a progress bar by default (when stderr is a terminal).
 PROGRESS_BYTES = 1 << 30
 
@@ -114,6 +117,13 @@ class LocalSource:
         """Width of a slab and how many slabs a pass reads (for the rounding bounds)."""
         spans = self.spans(rows, group)
         return spans[0][1] - spans[0][0], len(spans)
+
+    def sample(self, rows: int, count: int = SAMPLE_SLABS) -> Array:
+        """``count`` slabs spread evenly over the ``(rows, ...)`` unfolding, side by side."""
+        unfolding = self.xp.reshape(self.flat, (rows, self.size // rows))
+        spans = self.spans(rows, 1)
+        picks = sorted({round(i * (len(spans) - 1) / max(count - 1, 1)) for i in range(count)})
+        return self.xp.concat([unfolding[:, spans[i][0] : spans[i][1]] for i in picks], axis=1)
 
     def spans(self, rows: int, group: int) -> list[tuple[int, int]]:
         """Column ranges of the slabs of the ``(rows, size / rows)`` unfolding."""
@@ -203,6 +213,10 @@ class ScaledSource:
     def slab_stats(self, rows: int, group: int) -> tuple[int, int]:
         """The underlying source's slabs."""
         return self.base.slab_stats(rows, group)
+
+    def sample(self, rows: int, count: int = SAMPLE_SLABS) -> Array:
+        """The underlying source's sample, scaled."""
+        return self.base.sample(rows, count) * self.factor
 
     def run(
         self,

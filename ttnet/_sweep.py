@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import array_api_compat
@@ -39,7 +39,20 @@ from ttnet._bonds import Group, decide_factor, decide_gram
 from ttnet._kernels import Gram, Project, ProjectRight, RFactor, stack_r
 from ttnet._sources import LocalSource, ProjectedSource
 
-__all__ = ["Context", "Level", "dense_sweep", "plan_group", "summary_gram", "sweep"]
+__all__ = [
+    "Context",
+    "Level",
+    "Side",
+    "as_work",
+    "check_group",
+    "dense_sweep",
+    "gram_bounds",
+    "plan_group",
+    "project_left",
+    "rejected",
+    "summary_gram",
+    "sweep",
+]
 
 Array = Any
 
@@ -106,10 +119,10 @@ def summary_gram(src: Any, rows: int, group: int, dtype: Any, ctx: Context) -> t
     (g,) = src.run(rows, max(group, 1), Gram(dtype, group, ctx.name), desc="tt_svd: Gram")
     g = to_numpy(g)
     stats = src.slab_stats(rows, max(group, 1))
-    return (g, *_gram_bounds(stats, rows, group, g, dtype, src.xp))
+    return (g, *gram_bounds(stats, rows, group, g, dtype, src.xp))
 
 
-def _gram_bounds(stats: tuple[int, int], rows: int, group: int, g: np.ndarray, dtype: Any,
+def gram_bounds(stats: tuple[int, int], rows: int, group: int, g: np.ndarray, dtype: Any,
                  xp: Any) -> tuple[float, float]:
     """Rounding bound (Frobenius) and noise floor of a Gram summed slab by slab: each slab's
     entries are sums of ``terms`` products in ``dtype``, and the slabs' Grams are summed in
@@ -155,7 +168,7 @@ def _mirror(a: np.ndarray, modes: Sequence[int], both: bool) -> np.ndarray:
     return np.transpose(t, axes).reshape(m, -1)
 
 
-def _check(group: Group, j: int, rows: int, norm_sq: float, ctx: Context,
+def check_group(group: Group, j: int, rows: int, norm_sq: float, ctx: Context,
            xp: Any) -> tuple[bool, float]:
     """Whether bonds ``1..j`` need their residual measured, and the residual's round-off."""
     floor_sq = (4 * rows * _unit(ctx.work, xp)) ** 2 * norm_sq
@@ -163,16 +176,19 @@ def _check(group: Group, j: int, rows: int, norm_sq: float, ctx: Context,
     return any(group.unverified[:j]) or slack > max(0.05 * tails, floor_sq), floor_sq
 
 
-def _rejected(rho: float | None, group: Group, j: int, floor_sq: float) -> bool:
+def rejected(rho: float | None, group: Group, j: int, floor_sq: float) -> bool:
     return rho is not None and rho > sum(group.allowance[:j]) + floor_sq
 
 
-def _as_work(a: np.ndarray, src: Any, ctx: Context) -> Array:
+def as_work(a: np.ndarray, src: Any, ctx: Context) -> Array:
     return src.xp.asarray(np.ascontiguousarray(a), dtype=ctx.work, device=src.device)
 
 
 @dataclass
-class _Side:
+class Side:
+    """Bonds decided at one end: their cores, the squared norm they discard, the rest of the
+    tensor (a source) with its modes, and the Gram for the right group if already formed."""
+
     cores: list[Array]
     discarded: float
     source: Any
@@ -181,9 +197,10 @@ class _Side:
 
 
 def sweep(src: Any, modes: Sequence[int], caps: Sequence[int | None], ctx: Context,
-          first: tuple | None = None) -> Level:
+          first: tuple | None = None, left: Side | None = None) -> Level:
     """TT-SVD of the tensor of ``src`` with ``modes``; ``first`` is an already computed
-    first-tier summary of the first group (the left one, or the right one if none)."""
+    first-tier summary of the first group (the left one, or the right one if none), ``left``
+    an already decided and projected left group."""
     modes = tuple(int(n) for n in modes)
     p = len(modes)
     if p == 1:
@@ -191,10 +208,10 @@ def sweep(src: Any, modes: Sequence[int], caps: Sequence[int | None], ctx: Conte
     k_left = plan_group(modes, ctx.width)
     if not k_left and not plan_group(modes[::-1], ctx.width):
         return dense_sweep(src.dense(), modes, caps, ctx)
-    if k_left:
+    if left is None and k_left:
         left, first = _left(src, modes, k_left, caps, ctx, first), None
-    else:
-        left = _Side([], 0.0, src, modes)
+    elif left is None:
+        left = Side([], 0.0, src, modes)
     cores, ymodes = left.cores, left.modes
     if len(ymodes) == 1:  # the left group reached the last bond
         rank = int(cores[-1].shape[2])
@@ -205,7 +222,7 @@ def sweep(src: Any, modes: Sequence[int], caps: Sequence[int | None], ctx: Conte
         gram = left.right_gram if left.right_gram is not None else first
         right = _right(left.source, ymodes, k_right, caps[p - 1 - k_right :], ctx, gram)
     else:
-        right = _Side([], 0.0, left.source, ymodes)
+        right = Side([], 0.0, left.source, ymodes)
     middle = sweep(right.source, right.modes, caps[len(cores) : p - 1 - len(right.cores)], ctx)
     inner = list(middle.cores)
     if cores:  # split the carried ranks back out of the first and last middle modes
@@ -221,7 +238,7 @@ def sweep(src: Any, modes: Sequence[int], caps: Sequence[int | None], ctx: Conte
 
 
 def _left(src: Any, modes: tuple[int, ...], k: int, caps: Sequence[int | None], ctx: Context,
-          first: tuple | None) -> _Side:
+          first: tuple | None) -> Side:
     """Decide bonds ``1..k`` from one summary and project at the best of them."""
     rows_k, tier = math.prod(modes[:k]), 0
     summary = first if first is not None else _summary(src, rows_k, 0, ctx.tiers[0], ctx)
@@ -229,40 +246,51 @@ def _left(src: Any, modes: tuple[int, ...], k: int, caps: Sequence[int | None], 
         group = _decide(summary, ctx.tiers[tier], modes[:k], caps[:k], ctx)
         j = group.best_split() or k
         rows, rank = math.prod(modes[:j]), group.ranks[j - 1]
-        ymodes = (rank * modes[j], *modes[j + 1 :])
-        cores = [_as_work(c, src, ctx) for c in group.cores[:j]]
         if rank == rows:  # every bond full: identity frames, nothing to project
-            return _Side(cores, 0.0, src, ymodes)
-        k_right = plan_group(ymodes[::-1], ctx.width)
-        cols = math.prod(ymodes[len(ymodes) - k_right :]) if k_right else 0
-        measure, floor_sq = _check(group, j, rows, _norm_sq(summary, ctx.tiers[tier]), ctx,
+            cores = [as_work(c, src, ctx) for c in group.cores[:j]]
+            return Side(cores, 0.0, src, (rank * modes[j], *modes[j + 1 :]))
+        measure, floor_sq = check_group(group, j, rows, _norm_sq(summary, ctx.tiers[tier]), ctx,
                                    src.xp)
-        f = _as_work(group.frame(j), src, ctx)
-        keep = src.size // rows * rank * src.itemsize <= ctx.keep_bytes
-        out = (src.xp.empty((rank, src.size // rows), dtype=ctx.work, device=src.device)
-               if keep else None)
-        project = Project(conj_t(f), f, measure, cols, ctx.tiers[0], keep)
-        parts = list(src.run(rows, max(cols, 1), project, out=out, desc="tt_svd: project"))
-        rho = parts.pop(0) if measure else None
-        if _rejected(rho, group, j, floor_sq) and tier + 1 < len(ctx.tiers):
+        side, rho, _ = project_left(src, modes, group, j, ctx, measure)
+        if rejected(rho, group, j, floor_sq) and tier + 1 < len(ctx.tiers):
             tier += 1
             summary = _summary(src, rows_k, 0, ctx.tiers[tier], ctx)
             continue
-        if keep:
-            ysrc = LocalSource(out, progress=getattr(src, "progress", False), name=ctx.name)
-        else:
-            ysrc = ProjectedSource(src, rows, replace(project, residual=False, group=0, keep=True))
-        gram = None
-        if cols:
-            g = to_numpy(parts.pop(0))
-            stats = src.slab_stats(rows, cols)
-            gram = (g, *_gram_bounds(stats, rank, cols, g, ctx.tiers[0], src.xp))
-        discarded = rho if measure else sum(group.tails[:j])
-        return _Side(cores, discarded, ysrc, ymodes, gram)
+        side.discarded = rho if measure else sum(group.tails[:j])
+        return side
+
+
+def project_left(src: Any, modes: tuple[int, ...], group: Group, j: int, ctx: Context,
+                 residual: bool, norm: bool = False) -> tuple[Side, float | None, float | None]:
+    """One pass projecting the data onto the frame of bonds ``1..j`` of ``group``: the rest
+    as a new source (kept in memory if it fits), the right group's Gram, and optionally the
+    exact squared residual and the projection's squared norm."""
+    rows, rank = math.prod(modes[:j]), group.ranks[j - 1]
+    ymodes = (rank * modes[j], *modes[j + 1 :])
+    k_right = plan_group(ymodes[::-1], ctx.width)
+    cols = math.prod(ymodes[len(ymodes) - k_right :]) if k_right else 0
+    f = as_work(group.frame(j), src, ctx)
+    keep = src.size // rows * rank * src.itemsize <= ctx.keep_bytes
+    out = (src.xp.empty((rank, src.size // rows), dtype=ctx.work, device=src.device)
+           if keep else None)
+    project = Project(conj_t(f), f, residual, cols, ctx.tiers[0], keep, norm)
+    parts = list(src.run(rows, max(cols, 1), project, out=out, desc="tt_svd: project"))
+    rho = parts.pop(0) if residual else None
+    ysq = parts.pop(0) if norm else None
+    if keep:
+        ysrc = LocalSource(out, progress=getattr(src, "progress", False), name=ctx.name)
+    else:
+        ysrc = ProjectedSource(src, rows, Project(conj_t(f), f))
+    gram = None
+    if cols:
+        g = to_numpy(parts.pop(0))
+        gram = (g, *gram_bounds(src.slab_stats(rows, cols), rank, cols, g, ctx.tiers[0], src.xp))
+    cores = [as_work(c, src, ctx) for c in group.cores[:j]]
+    return Side(cores, 0.0, ysrc, ymodes, gram), rho, ysq
 
 
 def _right(src: Any, modes: tuple[int, ...], k: int, caps: Sequence[int | None], ctx: Context,
-           gram: tuple | None) -> _Side:
+           gram: tuple | None) -> Side:
     """Decide the last ``k`` bonds (mirrored) from one summary and project at the best."""
     tail, q = modes[len(modes) - k :], len(modes)
     rows_src, tier = _source_rows(src), 0
@@ -279,26 +307,26 @@ def _right(src: Any, modes: tuple[int, ...], k: int, caps: Sequence[int | None],
         zmodes = (*modes[: q - j - 1], modes[q - j - 1] * rank)
         if rank == cols:  # every bond full: identity frames (in the modes' own order)
             sizes = [math.prod(tail[t:]) for t in range(k - j, k + 1)]
-            cores = [_as_work(np.eye(sizes[t]).reshape(sizes[t], n, sizes[t + 1]), src, ctx)
+            cores = [as_work(np.eye(sizes[t]).reshape(sizes[t], n, sizes[t + 1]), src, ctx)
                      for t, n in enumerate(tail[k - j :])]
-            return _Side(cores, 0.0, src, zmodes)
-        cores = [src.xp.permute_dims(_as_work(c, src, ctx), (2, 1, 0)) for c in group.cores[:j]]
+            return Side(cores, 0.0, src, zmodes)
+        cores = [src.xp.permute_dims(as_work(c, src, ctx), (2, 1, 0)) for c in group.cores[:j]]
         cores.reverse()
-        measure, floor_sq = _check(group, j, cols, _norm_sq(summary, ctx.tiers[tier]), ctx,
+        measure, floor_sq = check_group(group, j, cols, _norm_sq(summary, ctx.tiers[tier]), ctx,
                                    src.xp)
         frame = _mirror(group.frame(j), tail[k - j :][::-1], both=False)
-        w = _as_work(frame.conj(), src, ctx)
+        w = as_work(frame.conj(), src, ctx)
         out = src.xp.empty((rows_src, src.size // rows_src // cols * rank), dtype=ctx.work,
                            device=src.device)
         parts = src.run(rows_src, cols, ProjectRight(w, measure), out=out,
                         desc="tt_svd: project")
         rho = parts[0] if measure else None
-        if _rejected(rho, group, j, floor_sq) and tier + 1 < len(ctx.tiers):
+        if rejected(rho, group, j, floor_sq) and tier + 1 < len(ctx.tiers):
             tier += 1
             summary = _summary(src, rows_src, math.prod(tail), ctx.tiers[tier], ctx)
             continue
         discarded = rho if measure else sum(group.tails[:j])
-        return _Side(cores, discarded, LocalSource(out, name=ctx.name), zmodes)
+        return Side(cores, discarded, LocalSource(out, name=ctx.name), zmodes)
 
 
 def dense_sweep(a: Array, modes: Sequence[int], caps: Sequence[int | None],

@@ -234,3 +234,54 @@ def test_complex_clusters_through_both_groups():
         assert measured <= eps + 1e-13
         assert abs(tt.error - measured) <= 0.05 * measured + 1e-13
     assert ttnet.tt_svd(a, eps=1e-12).ranks == ranks
+
+
+def _spy_sample(monkeypatch):
+    """Record what the one-pass first group (ttnet._sample) returned, call by call."""
+    import ttnet._decompose as D
+
+    results = []
+    real = D.sample_left
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        results.append(out is not None)
+        return out
+
+    monkeypatch.setattr(D, "sample_left", spy)
+    return results
+
+
+def test_sampled_frame_is_checked_by_the_residual(monkeypatch):
+    # Low rank everywhere except a direction that lives only in columns the sample skips:
+    # the residual rejects the sampled frame and the two-pass sweep keeps the direction.
+    monkeypatch.setattr("ttnet._sources.SLAB_BYTES", 4096)
+    a, ranks = random_tt((4,) * 9, 3, 10)
+    c = a.reshape(64, -1)  # the first group's unfolding (64 rows), 64 columns per slab
+    spike = np.zeros_like(c)
+    spike[:, 130:140] = 1e-4 * np.random.default_rng(11).standard_normal((64, 1))
+    b = (c + spike).reshape(a.shape)
+    used = _spy_sample(monkeypatch)
+    tt = ttnet.tt_svd(b, eps=1e-8)
+    assert used == [False]
+    check(tt, b, 1e-8, "float64")
+    assert tt.ranks[3] > ranks[3]
+    tt = ttnet.tt_svd(a, eps=1e-8)  # the same without the spike: the sample suffices
+    assert used == [False, True] and tt.ranks == ranks
+    check(tt, a, 1e-8, "float64")
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1e-12, 1e-8, 1e-4]),
+       st.sampled_from(["float32", "float64"]))
+def test_one_pass_and_two_pass_agree(seed, eps, dtype):
+    if dtype == "float32":
+        eps = max(eps, 1e-5)
+    a, ranks = random_tt((2,) * 14, 4, seed, dtype)
+    noisy = a + (eps / 100) * np.random.default_rng(seed).standard_normal(a.shape).astype(dtype) / 128
+    one = ttnet.tt_svd(noisy, eps=eps)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("ttnet._decompose.sample_applies", lambda eps, caps: False)
+        two = ttnet.tt_svd(noisy, eps=eps)
+    assert one.ranks == two.ranks == ranks
+    check(one, noisy, eps, dtype)
+    check(two, noisy, eps, dtype)

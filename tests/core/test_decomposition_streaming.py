@@ -194,7 +194,7 @@ def test_local_cluster_runs_the_block_work_on_its_workers(cluster_client, small)
         tt = ttnet.tt_svd(x, eps=1e-12)
     assert tt.ranks == ranks and relative_error(tt, a) <= 1e-12
     ours = [t for t in stream.data if str(t["key"]).strip("()'").startswith("ttnet-")]
-    assert len(ours) >= 3 * 8  # three passes over at least 8 blocks
+    assert len(ours) >= 2 * 8  # two passes (low rank: the frame comes from a sample), 8 blocks
     assert len({t["worker"] for t in ours}) == 2
 
 
@@ -300,7 +300,7 @@ def test_2gib_lazy_dask_on_local_cluster(cluster_client, big_file):
     assert tt.ranks == ranks
     assert tt.error <= 1e-4 and _sampled_error(tt, cores) <= 1e-4
     ours = [t for t in stream.data if str(t["key"]).strip("()'").startswith("ttnet-")]
-    assert len({t["worker"] for t in ours}) == 2 and len(ours) >= 3 * 16
+    assert len({t["worker"] for t in ours}) == 2 and len(ours) >= 2 * 16
 
 
 def test_sampled_error_agrees_with_dense(small):
