@@ -29,7 +29,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from ttnet._backend import astype_into, matmul_into, qr_r, residual_squares, sum_squares
+from ttnet._backend import qr_r
+from ttnet._blas import astype_into, matmul_into, residual_squares, sum_squares
 
 __all__ = [
     "Gram",
