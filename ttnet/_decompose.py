@@ -25,9 +25,9 @@ import numpy as np
 
 from ttnet import ranks as rank_rules
 from ttnet._backend import norm
-from ttnet._kernels import MaxAbs, max_parts
+from ttnet._kernels import MaxAbs, Scale, max_parts
 from ttnet._sample import sample_applies, sample_left
-from ttnet._sources import ScaledSource
+from ttnet._sources import MappedSource
 from ttnet._sweep import Context, dense_sweep, plan_group, summary_gram, sweep
 from ttnet.rounding import round_cores
 
@@ -125,10 +125,10 @@ def _run(src: Any, shape: tuple[int, ...], eps: float | None, caps: list[int | N
             zeros = [xp.zeros((1, n, 1), dtype=ctx.work, device=src.device) for n in shape]
             return zeros, 0.0, 0.0
         scale = 2.0 ** -math.floor(math.log2(top))
-        src = ScaledSource(src, scale)
+        src = MappedSource(src, Scale(scale))
         first = summary_gram(src, rows, group, ctx.tiers[0], ctx)
     elif scale != 1.0:
-        src = ScaledSource(src, scale)
+        src = MappedSource(src, Scale(scale))
         first = (first[0] * scale**2, first[1] * scale**2, first[2] * scale**2)
     norm_sq = float(np.trace(first[0]).real)
     ctx = replace(ctx, tau_sq=(eps or 0.0) ** 2 / (d - 1) * norm_sq)

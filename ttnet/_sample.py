@@ -25,7 +25,8 @@ import numpy as np
 
 from ttnet._backend import conj_t, to_numpy
 from ttnet._bonds import decide_gram
-from ttnet._sources import ScaledSource
+from ttnet._kernels import Scale
+from ttnet._sources import MappedSource
 from ttnet._sweep import Context, Side, gram_bounds, project_left
 
 __all__ = ["sample_left"]
@@ -63,7 +64,7 @@ def sample_left(
         return None  # zeros or NaN/inf in the sample: the two-pass sweep handles (and names) it
     scale = _scale_of(top, xp, ctx.work)
     if scale != 1.0:
-        src, sample = ScaledSource(src, scale), sample * scale
+        src, sample = MappedSource(src, Scale(scale)), sample * scale
     wide = xp.astype(sample, xp.complex128 if xp.isdtype(sample.dtype, "complex floating")
                      else xp.float64)
     g = to_numpy(wide @ conj_t(wide))

@@ -8,10 +8,9 @@ side by side into an output array. Slabs are views, never copies of the data.
 
 - :class:`LocalSource`: an array of this process — numpy, a ``numpy.memmap`` (read
   through the page cache, block after block), or torch on any device.
-- :class:`ProjectedSource`: a tensor computed slab by slab from another source by a left
-  frame (:class:`ttnet._kernels.Project`), for data too large to keep.
-- :class:`ScaledSource`: another source times a power of two, slab by slab (data whose
-  squares would overflow or underflow).
+- :class:`MappedSource`: a tensor computed slab by slab from another source — projected
+  by a left frame (data too large to keep) or scaled by a power of two (data whose squares
+  would overflow or underflow).
 - ``ttnet._dask.DaskSource``: a ``dask.array``; the kernels run on dask's workers.
 
 Example:
@@ -31,14 +30,13 @@ from typing import Any
 
 import array_api_compat
 
-from ttnet._kernels import Project, Scale, Then, add_parts, scratch_scope
+from ttnet._kernels import Then, add_parts, scratch_scope
 
 __all__ = [
     "SAMPLE_SLABS",
     "SLAB_BYTES",
     "LocalSource",
-    "ProjectedSource",
-    "ScaledSource",
+    "MappedSource",
     "itemsize",
     "progress_bar",
     "want_progress",
@@ -158,77 +156,43 @@ class LocalSource:
         return total
 
 
-class ProjectedSource:
-    """The tensor ``project(slab)`` of another source's ``(rows, ...)`` unfolding,
-    computed slab by slab whenever it is read (nothing is kept)."""
+class MappedSource:
+    """Another source's tensor transformed slab by slab whenever it is read (nothing is
+    kept). ``first`` is a kernel that returns the transformed slab: a
+    :class:`ttnet._kernels.Project` applied to the base's ``(rows, ...)`` unfolding (the
+    tensor ``F^H C``, whose rows are the frame's rank), or a :class:`ttnet._kernels.Scale`
+    (``rows`` None: any unfolding, the same tensor times a power of two)."""
 
-    def __init__(self, base: Any, rows: int, project: Project) -> None:
-        self.base, self.base_rows, self.project = base, rows, project
-        rank = int(project.fh.shape[0])
-        self.size = base.size // rows * rank
-        self.dtype = project.fh.dtype
+    def __init__(self, base: Any, first: Any, rows: int | None = None) -> None:
+        self.base, self.first, self.base_rows = base, first, rows
+        if rows is None:
+            self.size, self.dtype, self.rows = base.size, base.dtype, 1
+        else:
+            self.rows = int(first.fh.shape[0])
+            self.size, self.dtype = base.size // rows * self.rows, first.fh.dtype
         self.itemsize = base.itemsize
         self.xp, self.device, self.name = base.xp, base.device, base.name
 
     def dense(self) -> Array:
         """The whole tensor (flat), computed."""
-        cols = self.base.size // self.base_rows
-        out = self.xp.empty(
-            (int(self.project.fh.shape[0]), cols), dtype=self.dtype, device=self.device
-        )
-        self.base.run(self.base_rows, 1, self.project, out=out, desc="tt_svd: project")
+        out = self.xp.empty((self.rows, self.size // self.rows), dtype=self.dtype,
+                            device=self.device)
+        self.base.run(self.base_rows or 1, 1, self.first, out=out, desc="tt_svd: map")
         return self.xp.reshape(out, (-1,))
 
     def slab_stats(self, rows: int, group: int) -> tuple[int, int]:
         """The underlying source's slabs (same columns)."""
-        return self.base.slab_stats(self.base_rows, group)
-
-    def run(
-        self,
-        rows: int,
-        group: int,
-        kernel: Callable[[Array, str], tuple[Array | None, Any]],
-        combine: Combine = add_parts,
-        out: Array | None = None,
-        desc: str = "tt_svd",
-    ) -> Any:
-        """Like :meth:`LocalSource.run` on the projected tensor (``rows`` = its rank)."""
-        return self.base.run(
-            self.base_rows, group, Then(self.project, kernel), combine, out, desc
-        )
-
-
-class ScaledSource:
-    """Another source's tensor times ``factor`` (a power of two), scaled slab by slab."""
-
-    def __init__(self, base: Any, factor: float) -> None:
-        self.base, self.factor = base, factor
-        self.size, self.dtype, self.itemsize = base.size, base.dtype, base.itemsize
-        self.xp, self.device, self.name = base.xp, base.device, base.name
-
-    def dense(self) -> Array:
-        """The whole tensor (flat), scaled."""
-        return self.base.dense() * self.factor
-
-    def slab_stats(self, rows: int, group: int) -> tuple[int, int]:
-        """The underlying source's slabs."""
-        return self.base.slab_stats(rows, group)
+        return self.base.slab_stats(self.base_rows or rows, group)
 
     def sample(self, rows: int, count: int = SAMPLE_SLABS) -> Array:
-        """The underlying source's sample, scaled."""
-        return self.base.sample(rows, count) * self.factor
+        """The underlying source's sample, transformed."""
+        return self.first(self.base.sample(self.base_rows or rows, count), "sample")[0]
 
-    def run(
-        self,
-        rows: int,
-        group: int,
-        kernel: Callable[[Array, str], tuple[Array | None, Any]],
-        combine: Combine = add_parts,
-        out: Array | None = None,
-        desc: str = "tt_svd",
-    ) -> Any:
-        """Like :meth:`LocalSource.run` on the scaled tensor."""
-        return self.base.run(rows, group, Then(Scale(self.factor), kernel), combine, out, desc)
+    def run(self, rows: int, group: int, kernel: Any, combine: Combine = add_parts,
+            out: Array | None = None, desc: str = "tt_svd") -> Any:
+        """Like :meth:`LocalSource.run` on the transformed tensor."""
+        return self.base.run(self.base_rows or rows, group, Then(self.first, kernel), combine,
+                             out, desc)
 
 
 def itemsize(array: Array) -> int:

@@ -37,7 +37,7 @@ from ttnet import ranks as rank_rules
 from ttnet._backend import conj_t, svd, to_numpy
 from ttnet._bonds import Group, decide_factor, decide_gram
 from ttnet._kernels import Gram, Project, ProjectRight, RFactor, stack_r
-from ttnet._sources import LocalSource, ProjectedSource
+from ttnet._sources import LocalSource, MappedSource
 
 __all__ = [
     "Context",
@@ -109,7 +109,7 @@ def _unit(dtype: Any, xp: Any) -> float:
 
 def _source_rows(src: Any) -> int:
     """Rows of a source's thinnest slabs (a projected tensor's: its rank)."""
-    return int(src.project.fh.shape[0]) if isinstance(src, ProjectedSource) else 1
+    return src.rows if isinstance(src, MappedSource) else 1
 
 
 def summary_gram(src: Any, rows: int, group: int, dtype: Any, ctx: Context) -> tuple:
@@ -280,7 +280,7 @@ def project_left(src: Any, modes: tuple[int, ...], group: Group, j: int, ctx: Co
     if keep:
         ysrc = LocalSource(out, progress=getattr(src, "progress", False), name=ctx.name)
     else:
-        ysrc = ProjectedSource(src, rows, Project(conj_t(f), f))
+        ysrc = MappedSource(src, Project(conj_t(f), f), rows)
     gram = None
     if cols:
         g = to_numpy(parts.pop(0))

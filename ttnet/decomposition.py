@@ -12,6 +12,8 @@ report its error to a few percent, the exact residual); the third projects the r
 side; the small middle is decomposed in memory. A Gram decides a bond only where its
 rounding provably cannot change the decision; otherwise the measured residual checks it,
 and if that fails a float64 Gram or a TSQR ``R`` factor (backward stable) decides again.
+Data of low rank at the tolerance skips the first pass: a few slabs propose the frame and
+the projection pass's exact residual accepts or rejects it (:mod:`ttnet._sample`).
 
 Inputs: numpy arrays, torch tensors (any device), ``numpy.memmap`` files (read block by
 block through the page cache, never loaded) and ``dask.array`` arrays (lazy, zarr, HDF5,

@@ -130,7 +130,7 @@ def test_issue_float32_exact_rank_6_large():
     [("float32", [-30, -25, -10, 10, 25, 30]), ("float64", [-300, -200, -100, 100, 160, 300])],
 )
 def test_scale_invariance(dtype, powers):
-    a, ranks = random_tt((4,) * 6, 3, 2)
+    a, _ = random_tt((4,) * 6, 3, 2)
     a = a + 1e-3 * np.random.default_rng(3).standard_normal(a.shape) / 64  # noise at 1e-3
     eps = 1e-2
     ref = ttnet.tt_svd(a.astype(dtype), eps=eps)
