@@ -285,3 +285,16 @@ def test_one_pass_and_two_pass_agree(seed, eps, dtype):
     assert one.ranks == two.ranks == ranks
     check(one, noisy, eps, dtype)
     check(two, noisy, eps, dtype)
+
+
+@pytest.mark.parametrize(("small", "dtype", "eps"), [(1e-6, np.float64, 5e-7), (1e-2, np.float32, 1e-3)])
+def test_tt_matrix_svd_cluster_below_resolution(small, dtype, eps):
+    # The TT-matrix path shares the sweep: a 256 x 256 matrix whose interleaved tensor
+    # (16, 16, 16, 16) has 4 singular values 1 and 12 of `small` at its first bond.
+    t = prescribed((16, 16, 16, 16), 1, [1.0] * 4 + [small] * 12, 12, dtype)
+    w = t.reshape(4, 4, 4, 4, 4, 4, 4, 4).transpose(0, 2, 4, 6, 1, 3, 5, 7).reshape(256, 256)
+    ttm = ttnet.tt_matrix_svd(w, (4, 4, 4, 4), (4, 4, 4, 4), eps=eps)
+    measured = float(np.linalg.norm(ttm.to_dense().astype(np.float64) - w) / np.linalg.norm(w))
+    floor = ROUNDOFF[np.dtype(dtype).name]
+    assert measured <= eps + floor and ttm.ranks[1] == 16
+    assert abs(ttm.error - measured) <= 0.05 * measured + floor
