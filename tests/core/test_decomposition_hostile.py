@@ -298,3 +298,20 @@ def test_tt_matrix_svd_cluster_below_resolution(small, dtype, eps):
     floor = ROUNDOFF[np.dtype(dtype).name]
     assert measured <= eps + floor and ttm.ranks[1] == 16
     assert abs(ttm.error - measured) <= 0.05 * measured + floor
+
+
+@given(spectra("float32"), st.sampled_from(["float16", "bfloat16"]), st.booleans())
+def test_half_precision_spectra(spec, dtype_name, use_torch):
+    shape, bond, values, eps, seed = spec
+    a = prescribed(shape, bond, values, seed)
+    if use_torch:
+        torch = pytest.importorskip("torch")
+        x = torch.from_numpy(a).to(getattr(torch, dtype_name))
+    elif dtype_name == "float16":
+        x = a.astype(np.float16)
+    else:
+        return  # numpy has no bfloat16
+    eps = max(eps, 1e-2)
+    tt = ttnet.tt_svd(x, eps=eps)
+    assert tt.dtype == x.dtype
+    check(tt, x, eps, dtype_name)
