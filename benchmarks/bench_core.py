@@ -54,7 +54,7 @@ import numpy as np  # (imported after the thread variables are set)
 from bench_core_ops import bench_ops, optional
 
 import ttnet
-from ttnet.contraction import tt_full
+from ttnet import tt_full
 
 warnings.filterwarnings("ignore")
 ROWS: list[tuple[Any, ...]] = []

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 import ttnet
-from ttnet.contraction import _plan, contraction_info, ttm_dense, ttm_matvec
+from ttnet import contraction_info, ttm_dense, ttm_matvec
+from ttnet.contraction import _plan  # the path cache (cleared to time a first call)
 
 Add = Callable[..., None]
 

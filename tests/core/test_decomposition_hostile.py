@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import ttnet
-from ttnet.contraction import tt_full
+from ttnet import tt_full
 
 # Round-off floor of the measured error: the TT itself is stored in the input's precision.
 ROUNDOFF = {"float64": 1e-13, "float32": 3e-6, "float16": 3e-3, "bfloat16": 2e-2}

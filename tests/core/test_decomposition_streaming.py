@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import ttnet
-from ttnet.contraction import tt_full
+from ttnet import tt_full
 
 da = pytest.importorskip("dask.array")
 
