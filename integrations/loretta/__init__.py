@@ -1,6 +1,9 @@
-"""loretta: LoRETTA tensor-train adapters for Hugging Face transformers, in PEFT's shape.
+"""loretta: LoRETTA tensor-train adapters for Hugging Face transformers, as a PEFT method.
 
-The LoRETTA quick start runs as written (here on a small model built from a config):
+Importing ``loretta`` registers LORETTA_ADP and LORETTA_REP with PEFT, so PEFT's and
+transformers' own entry points (``peft.get_peft_model``, ``peft.PeftModel.from_pretrained``,
+``model.load_adapter``, ``peft.save_as_lora``) work with them. The LoRETTA quick start runs
+as written (here on a small model built from a config):
 
 Example:
     >>> import torch
@@ -24,9 +27,15 @@ Example:
     trainable params: 5,632 || all params: 100,672 || trainable%: 5.5944
 """
 
-from .config import LorettaAdpConfig, LorettaConfig, LorettaRepConfig, TaskType
+from peft import TaskType
+
+from .config import LorettaAdpConfig, LorettaConfig, LorettaRepConfig, LorettaType
 from .model import LorettaModel, get_peft_model
-from .ranks import RankReport
+from .rank_adaptation import RankReport, round_ranks
+from .registration import register
+from .tuner import LorettaTuner
+
+register()
 
 PeftModel = LorettaModel
 """PEFT's name for the wrapper class, for code written against PEFT."""
@@ -36,8 +45,11 @@ __all__ = [
     "LorettaConfig",
     "LorettaModel",
     "LorettaRepConfig",
+    "LorettaTuner",
+    "LorettaType",
     "PeftModel",
     "RankReport",
     "TaskType",
     "get_peft_model",
+    "round_ranks",
 ]

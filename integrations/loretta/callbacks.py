@@ -1,11 +1,11 @@
-"""``SaveAdapterCallback``: Trainer checkpoints that load like saved adapters.
+"""``SaveAdapterCallback``: every Trainer checkpoint is a loadable adapter folder.
 
-The ``Trainer`` saves a model that is not a ``PreTrainedModel`` as its ``state_dict`` in
-``checkpoint-N/model.safetensors`` (for a :class:`~loretta.LorettaModel` that is the adapter
-state, enough to resume). With this callback every checkpoint folder also gets
-:meth:`~loretta.LorettaModel.save_pretrained`'s files (``adapter_config.json`` and
-``adapter_model.safetensors``, PEFT's layout), so ``LorettaModel.from_pretrained(base,
-"out/checkpoint-N")`` loads it directly, as with PEFT.
+A :class:`~loretta.LorettaModel` is a ``peft.PeftModel``, so the ``Trainer`` itself saves it
+with :meth:`~loretta.LorettaModel.save_pretrained` (``adapter_config.json`` and
+``adapter_model.safetensors`` per adapter, PEFT's layout) and resumes with ``load_adapter``.
+This callback writes the adapters once more after the Trainer has finished a checkpoint
+folder, refusing any model that is not a LorettaModel; it is kept for training scripts
+written for earlier versions of this package, where the Trainer saved a state dict instead.
 
 Example:
     >>> from loretta.callbacks import SaveAdapterCallback
@@ -30,8 +30,8 @@ __all__ = ["SaveAdapterCallback"]
 class SaveAdapterCallback(TrainerCallback):
     """Write the adapters' ``save_pretrained`` files into every ``checkpoint-N`` folder.
 
-    Only the process that saves (``args.should_save``) writes; the files are written
-    atomically, like :meth:`~loretta.LorettaModel.save_pretrained`.
+    Only the process that saves (``args.should_save``) writes; the Trainer's other files in
+    the folder are kept (the write is atomic, see :meth:`~loretta.LorettaModel.save_pretrained`).
     """
 
     def on_save(

@@ -1,29 +1,38 @@
-"""Wrappers that hold named LoRETTA adapters around a transformers module.
+"""LoRETTA's tuner layers: PEFT ``BaseTunerLayer`` subclasses that own their adapters.
 
-Three wrappers, each keyed by adapter name so that a model can carry several adapters
-(``add_adapter`` / ``set_adapter`` / ``delete_adapter``) and switch them off
-(``disable_adapter``):
+Each layer wraps one module of the base model and keeps its adapters in a ``ModuleDict``
+keyed by adapter name (PEFT's ``adapter_layer_names``), so PEFT's machinery (``set_adapter``,
+``delete_adapter``, ``disable_adapter``, saving, ``merge_and_unload``, ``save_as_lora``) asks
+the layer which tensors belong to which adapter. The adapters are ``ttnet_nn`` modules, and the
+merge arithmetic lives there (:meth:`ttnet_nn.TTLoRAUpdate.merge_into`):
 
-* :class:`AdapterWrapper` -- LoRETTA_adp: a :class:`ttnet_nn.TTAdapter` on the input or the
+* :class:`TTAdapterLayer` -- LoRETTA_adp: a :class:`ttnet_nn.TTAdapter` on the input or the
   output of a linear layer.
-* :class:`LoraWrapper` -- LoRETTA_rep: the frozen layer's output plus a TT LoRA update;
-  ``merge`` folds the update into the base weight.
-* :class:`ReplacementWrapper` -- a module replaced per adapter by a trainable module: a copy
-  (norms, task heads, ``modules_to_save``) or a new TT layer (the paper's SEQ_CLS pooler).
+* :class:`TTLoRALayer` -- LoRETTA_rep: the frozen layer's output plus a
+  :class:`ttnet_nn.TTLoRAUpdate`; merges into the base weight and converts to LoRA.
+* :class:`TTPoolerLayer` -- the paper's SEQ_CLS pooler: the dense layer replaced, per adapter,
+  by a freshly initialised :class:`ttnet_nn.TTLinear`.
 
-Only the wrapper's own sub-modules hold tensors; the switches are plain Python attributes, so
-``state_dict``, ``.to()``, DDP and ``torch.compile`` see ordinary modules.
+transformers' GPT-2 ``Conv1D`` (weight stored ``(in, out)``) is recognised here and passed on
+as ``fan_in_fan_out``; ``ttnet_nn`` never sees transformers.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import torch
+from peft.tuners.tuners_utils import BaseTunerLayer, check_adapters_to_merge
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
-#: Names of the per-adapter containers; a state-dict key holds the adapter name right after one.
-CONTAINERS = ("loretta_adp", "loretta_rep", "loretta_copies")
+from ttnet_nn import TTAdapter, TTLinear, TTLoRAUpdate
+from ttnet_nn.presets import paper_pooler_shape
+
+from .config import LorettaAdpConfig, LorettaConfig
+from .mapping import position_of
 
 
 def linear_features(module: nn.Module) -> tuple[int, int, bool]:
@@ -40,13 +49,121 @@ def linear_features(module: nn.Module) -> tuple[int, int, bool]:
     """
     if isinstance(module, nn.Linear):
         return module.in_features, module.out_features, False
-    weight = getattr(module, "weight", None)
-    if type(module).__name__ == "Conv1D" and isinstance(weight, torch.Tensor) and weight.ndim == 2:
-        return int(weight.shape[0]), int(weight.shape[1]), True
-    raise TypeError(
-        f"target module: expected torch.nn.Linear or transformers Conv1D, "
-        f"received {type(module).__name__}"
-    )
+    if isinstance(module, Conv1D):
+        return int(module.weight.shape[0]), int(module.weight.shape[1]), True
+    raise TypeError(f"expected torch.nn.Linear or transformers Conv1D, "
+                    f"received {type(module).__name__}")
+
+
+def is_quantized(weight: torch.Tensor) -> bool:
+    """Whether ``weight`` is a tensor subclass (torchao, bitsandbytes), not a plain tensor.
+
+    Example:
+        >>> import torch
+        >>> from loretta.layer import is_quantized
+        >>> is_quantized(torch.nn.Linear(2, 2).weight)
+        False
+    """
+    return type(weight) not in (torch.Tensor, nn.Parameter)
+
+
+def tt_factors(module: nn.Module) -> dict[str, TTLinear]:
+    """The TT factors of an adapter module by their path in it (``""`` for a bare TTLinear).
+
+    Example:
+        >>> from ttnet_nn import TTLoRAUpdate
+        >>> from loretta.layer import tt_factors
+        >>> sorted(tt_factors(TTLoRAUpdate(16, 8, r=2, lora_alpha=2)))
+        ['lora_A', 'lora_B']
+    """
+    return {name: m for name, m in module.named_modules() if isinstance(m, TTLinear)}
+
+
+def factor_key(key: str, name: str) -> str:
+    """The ``tt_ranks`` key of factor ``name`` of the adapter at module ``key``."""
+    return f"{key}.{name}" if name else key
+
+
+def replace_factor(module: nn.Module, name: str, factor: TTLinear) -> nn.Module:
+    """Put ``factor`` at path ``name`` of ``module``; return the (possibly new) adapter module."""
+    if not name:
+        return factor
+    parent, _, child = name.rpartition(".")
+    setattr(module.get_submodule(parent), child, factor)
+    return module
+
+
+def build_adapter(config: LorettaConfig, kind: type[LorettaLayer], key: str, in_features: int,
+                  out_features: int, device: torch.device | str | None = None) -> nn.Module:
+    """The adapter module ``kind`` holds for ``config`` at module ``key`` (float32, on ``device``).
+
+    Factors listed in ``config.tt_ranks`` get the ranks recorded there.
+    """
+    paper = config.preset == "paper"
+    common = {"tt_rank": config.tensor_rank, "device": device}
+    if kind is TTPoolerLayer:
+        shapes = paper_pooler_shape(out_features) if paper else None
+        module = TTLinear(in_features, out_features, bias=True, shapes=shapes, **common)
+    elif kind is TTAdapterLayer:
+        hidden = in_features if position_of(key, config.adapter_positions) == "input" \
+            else out_features
+        module = TTAdapter(hidden, config.bottleneck_size, non_linearity=config.non_linearity,
+                           dropout=config.adapter_dropout, scaling=config.scaling,
+                           shapes="paper" if paper else None, **common)
+    else:
+        module = TTLoRAUpdate(in_features, out_features, r=config.r, lora_alpha=config.lora_alpha,
+                              dropout=config.lora_dropout, shapes="paper" if paper else None,
+                              **common)
+    recorded = config.tt_ranks or {}
+    for name, factor in tt_factors(module).items():
+        ranks = recorded.get(factor_key(key, name))
+        if ranks is not None:
+            module = replace_factor(module, name, TTLinear(
+                factor.in_features, factor.out_features, bias=factor.bias is not None,
+                tt_rank=ranks, shapes=factor.layout, device=device))
+    if recorded:
+        module.reset_parameters()
+    return module
+
+
+def check_sizes(config: LorettaConfig, kind: type[LorettaLayer], key: str, in_features: int,
+                out_features: int) -> None:
+    """Refuse sizes that do not fit module ``key`` -- before anything is allocated.
+
+    Builds the adapter on the ``meta`` device and checks the bottleneck (LoRA rank) against
+    the layer's width and every TT factor's ranks against what its bonds can use.
+
+    Raises:
+        ValueError: naming the field, the module and the bound.
+    """
+    width = min(in_features, out_features)
+    if kind is TTAdapterLayer and config.bottleneck_size > max(in_features, out_features):
+        raise ValueError(f"bottleneck_size: expected at most {max(in_features, out_features)} "
+                         f"(the width of {key}), received {config.bottleneck_size}")
+    if kind is TTLoRALayer and config.r > width:
+        raise ValueError(f"r: expected at most {width} (the smaller size of {key}, "
+                         f"{in_features}x{out_features}), received {config.r}")
+    module = build_adapter(config, kind, key, in_features, out_features, device="meta")
+    for name, factor in tt_factors(module).items():
+        modes = [math.prod(c.shape[1:-1]) for c in factor.cores]
+        usable = max((min(math.prod(modes[:k]), math.prod(modes[k:]))
+                      for k in range(1, len(modes))), default=1)
+        where = f"the {factor.in_features}x{factor.out_features} TT factor {factor_key(key, name)}"
+        if len(modes) > 1 and config.tensor_rank > usable:
+            raise ValueError(f"tensor_rank: expected at most {usable} (no bond of {where} can "
+                             f"use more), received {config.tensor_rank}")
+        recorded = (config.tt_ranks or {}).get(factor_key(key, name), [])
+        if any(r > config.tensor_rank for r in recorded):
+            raise ValueError(f"tt_ranks[{factor_key(key, name)!r}]: expected ranks at most "
+                             f"tensor_rank={config.tensor_rank}, received {recorded}")
+
+
+def quantized_error(layer: nn.Module) -> ValueError:
+    """The error for merging into a quantized base weight."""
+    return ValueError(
+        f"merge: the base weight is quantized ({type(layer.weight).__name__}); the TT update "
+        "cannot be added to it. Use merge_and_unload(dequantize=True) to merge into a "
+        "dequantized float weight, or keep the adapter unmerged")
 
 
 def _run(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -55,182 +172,220 @@ def _run(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return module(x.to(dtype)).to(x.dtype)
 
 
-class _Wrapper(nn.Module):
-    """Common switches: the active adapter name and the disabled flag."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.active_adapter: str | None = None
-        self.disabled = False
-
-    @property
-    def wrapped(self) -> nn.Module:
-        """The module this wrapper stands in for when no adapter is active."""
-        raise NotImplementedError
-
-    def adapter_names(self) -> list[str]:
-        """Names of the adapters held."""
-        return list(getattr(self, self.container).keys())
-
-    def delete(self, name: str) -> None:
-        """Remove adapter ``name``."""
-        del getattr(self, self.container)[name]
-        if self.active_adapter == name:
-            self.active_adapter = None
-
-    def current(self, name: str | None = None) -> nn.Module | None:
-        """The adapter module used now (or of ``name``), None when disabled or absent."""
-        name = self.active_adapter if name is None else name
-        held = getattr(self, self.container)
-        if self.disabled or name is None or name not in held:
-            return None
-        return held[name]
-
-    def __getattr__(self, name: str) -> Any:
-        """Forward unknown attributes (``weight``, ``in_features``, ...) to the wrapped module."""
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            if name in ("base_layer", "original_module", *CONTAINERS):
-                raise
-            return getattr(self.wrapped, name)
-
-
-class AdapterWrapper(_Wrapper):
-    """LoRETTA_adp around a linear layer: ``base(x)`` then adapter, or adapter then ``base``.
+class LorettaLayer(nn.Module, BaseTunerLayer):
+    """What the three LoRETTA layers share: the base layer and one container of adapters.
 
     Args:
-        base_layer: The frozen ``nn.Linear`` / ``Conv1D``.
+        base_layer: The frozen module of the base model.
+    """
+
+    def __init__(self, base_layer: nn.Module) -> None:
+        super().__init__()
+        self.base_layer = base_layer
+        self._disable_adapters = False
+        self.merged_adapters: list[str] = []
+        self.in_features, self.out_features, self.fan_in_fan_out = linear_features(base_layer)
+
+    @property
+    def adapters(self) -> nn.ModuleDict:
+        """The adapter modules by adapter name."""
+        return getattr(self, self.adapter_layer_names[0])
+
+    def update_layer(self, adapter_name: str, config: LorettaConfig, key: str) -> None:
+        """Add adapter ``adapter_name`` described by ``config`` (this layer is module ``key``).
+
+        The new module sits on the base weight's device, in float32 (float64 under a float64
+        base), in the base layer's training mode; it stays frozen until it is activated.
+        """
+        reference = self.get_base_layer().weight
+        dtype = torch.float64 if reference.dtype == torch.float64 else torch.float32
+        module = build_adapter(config, type(self), key, self.in_features, self.out_features)
+        self.adapters[adapter_name] = module.to(device=reference.device, dtype=dtype).train(
+            self.get_base_layer().training)
+        self.set_adapter(self.active_adapters)
+
+    def _active(self) -> list[str]:
+        return [name for name in self.active_adapters if name in self.adapters]
+
+
+class TTAdapterLayer(LorettaLayer):
+    """LoRETTA_adp around a linear layer: ``base(x)`` then adapter, or adapter then ``base``.
 
     Example:
         >>> import torch
-        >>> from ttnet_nn import TTAdapter
-        >>> from loretta.layer import AdapterWrapper
-        >>> layer = AdapterWrapper(torch.nn.Linear(16, 16))
-        >>> layer.add("default", TTAdapter(16, 4, tt_rank=2), "output")
+        >>> from loretta import LorettaAdpConfig
+        >>> from loretta.layer import TTAdapterLayer
+        >>> layer = TTAdapterLayer(torch.nn.Linear(16, 16))
+        >>> layer.update_layer("default", LorettaAdpConfig(bottleneck_size=4), "dense")
+        >>> layer.set_adapter("default")
         >>> x = torch.randn(2, 16)
         >>> torch.equal(layer(x), layer.base_layer(x))  # identity at initialisation
         True
     """
 
-    container = "loretta_adp"
+    adapter_layer_names = ("loretta_adp",)
+    other_param_names = ("loretta_position",)
 
     def __init__(self, base_layer: nn.Module) -> None:
-        super().__init__()
-        self.base_layer = base_layer
+        super().__init__(base_layer)
         self.loretta_adp = nn.ModuleDict()
-        self.positions: dict[str, str] = {}
+        self.loretta_position: dict[str, str] = {}
 
-    @property
-    def wrapped(self) -> nn.Module:
-        """The base layer."""
-        return self.base_layer
+    def update_layer(self, adapter_name: str, config: LorettaAdpConfig, key: str) -> None:
+        """Add the adapter at the position ``config.adapter_positions`` gives ``key``."""
+        self.loretta_position[adapter_name] = position_of(key, config.adapter_positions)
+        super().update_layer(adapter_name, config, key)
 
-    def add(self, name: str, adapter: nn.Module, position: str) -> None:
-        """Hold ``adapter`` under ``name`` at ``position`` (``"input"`` or ``"output"``)."""
-        self.loretta_adp[name] = adapter
-        self.positions[name] = position
-        if self.active_adapter is None:
-            self.active_adapter = name
+    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
+        """Refused: the adapter has a non-linearity."""
+        raise ValueError("merge: LoRETTA_adp adapters contain a non-linearity and cannot be "
+                         "merged into the base weights; use LoRETTA_rep, or unload() to drop them")
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """Apply the base layer with the active adapter before or after it."""
-        adapter = self.current()
-        if adapter is None:
-            return self.base_layer(x, *args, **kwargs)
-        if self.positions[self.active_adapter] == "input":
-            return self.base_layer(_run(adapter, x), *args, **kwargs)
-        return _run(adapter, self.base_layer(x, *args, **kwargs))
+        """Apply the base layer with the active adapters before or after it."""
+        active = [] if self.disable_adapters else self._active()
+        for name in active:
+            if self.loretta_position[name] == "input":
+                x = _run(self.loretta_adp[name], x)
+        y = self.base_layer(x, *args, **kwargs)
+        for name in active:
+            if self.loretta_position[name] == "output":
+                y = _run(self.loretta_adp[name], y)
+        return y
 
 
-class LoraWrapper(_Wrapper):
-    """LoRETTA_rep around a linear layer: ``base(x) + update(x)``.
+class TTLoRALayer(LorettaLayer):
+    """LoRETTA_rep around a linear layer: ``base(x) + update(x)``; mergeable, LoRA-convertible.
 
     Args:
         base_layer: The frozen ``nn.Linear`` / ``Conv1D``.
-        fan_in_fan_out: The base weight is stored ``(in, out)`` (``Conv1D``).
+        fan_in_fan_out: The layout the config asked for; a value that contradicts the layer is
+            corrected with a warning (``None``: the layer's own).
 
     Example:
         >>> import torch
-        >>> from ttnet_nn import TTLoRAUpdate
-        >>> from loretta.layer import LoraWrapper
-        >>> layer = LoraWrapper(torch.nn.Linear(16, 12))
-        >>> layer.add("default", TTLoRAUpdate(16, 12, r=4, lora_alpha=8, tt_rank=2))
+        >>> from loretta import LorettaRepConfig
+        >>> from loretta.layer import TTLoRALayer
+        >>> layer = TTLoRALayer(torch.nn.Linear(16, 12))
+        >>> layer.update_layer("default", LorettaRepConfig(r=4, tensor_rank=2), "dense")
+        >>> layer.set_adapter("default")
         >>> x = torch.randn(2, 16)
         >>> torch.equal(layer(x), layer.base_layer(x))  # no-op at initialisation
         True
     """
 
-    container = "loretta_rep"
+    adapter_layer_names = ("loretta_rep",)
 
-    def __init__(self, base_layer: nn.Module, fan_in_fan_out: bool = False) -> None:
-        super().__init__()
-        self.base_layer = base_layer
-        self.fan_in_fan_out = fan_in_fan_out
+    def __init__(self, base_layer: nn.Module, fan_in_fan_out: bool | None = None) -> None:
+        super().__init__(base_layer)
+        if fan_in_fan_out is not None and fan_in_fan_out != self.fan_in_fan_out:
+            warnings.warn(f"fan_in_fan_out: {type(base_layer).__name__} stores its weight as "
+                          f"{'(in, out)' if self.fan_in_fan_out else '(out, in)'}; using "
+                          f"fan_in_fan_out={self.fan_in_fan_out} instead of {fan_in_fan_out}",
+                          UserWarning, stacklevel=2)
         self.loretta_rep = nn.ModuleDict()
 
-    @property
-    def wrapped(self) -> nn.Module:
-        """The base layer."""
-        return self.base_layer
-
-    def add(self, name: str, update: nn.Module) -> None:
-        """Hold the TT LoRA ``update`` under ``name``."""
-        self.loretta_rep[name] = update
-        if self.active_adapter is None:
-            self.active_adapter = name
-
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """``base(x) + update(x)`` with the active update."""
-        result = self.base_layer(x, *args, **kwargs)
-        update = self.current()
-        if update is None:
-            return result
-        return result + _run(update, x).to(result.dtype)
+        """``base(x)`` plus the active updates (the base alone when merged or disabled)."""
+        if self.disable_adapters and self.merged:
+            self.unmerge()
+        y = self.base_layer(x, *args, **kwargs)
+        if self.disable_adapters or self.merged:
+            return y
+        for name in self._active():
+            y = y + _run(self.loretta_rep[name], x).to(y.dtype)
+        return y
+
+    def get_delta_weight(self, adapter_name: str) -> torch.Tensor:
+        """The dense update of ``adapter_name`` in the base weight's layout."""
+        return self.loretta_rep[adapter_name].delta_weight(self.fan_in_fan_out)
+
+    def supports_lora_conversion(self, adapter_name: str = "default") -> bool:
+        """True: the update is additive, ``W + delta``, so ``peft.save_as_lora`` applies."""
+        return True
 
     @torch.no_grad()
-    def merge(self, name: str) -> None:
-        """Add the dense update of adapter ``name`` to the base weight (in the weight's dtype)."""
-        self.loretta_rep[name].merge_into(self.base_layer.weight, self.fan_in_fan_out)
+    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
+        """Add the active (or the named) updates to the base weight.
+
+        Raises:
+            ValueError: the base weight is quantized, or (``safe_merge``) the sum is not finite.
+        """
+        weight = self.get_base_layer().weight
+        if is_quantized(weight):
+            raise quantized_error(self)
+        for name in check_adapters_to_merge(self, adapter_names):
+            if name not in self.loretta_rep:
+                continue
+            target = weight.detach().clone() if safe_merge else weight
+            self.loretta_rep[name].merge_into(target, self.fan_in_fan_out)
+            if safe_merge:
+                if not torch.isfinite(target).all():
+                    raise ValueError(f"merge: adapter {name!r} gives a non-finite weight")
+                weight.copy_(target)
+            self.merged_adapters.append(name)
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Subtract the merged updates again (last merged first)."""
+        while self.merged_adapters:
+            name = self.merged_adapters.pop()
+            self.loretta_rep[name].unmerge_from(self.get_base_layer().weight, self.fan_in_fan_out)
 
 
-class ReplacementWrapper(_Wrapper):
-    """A module replaced, per adapter, by another (a trainable copy or a new TT layer).
+class TTPoolerLayer(LorettaLayer):
+    """The SEQ_CLS pooler's dense layer, replaced per adapter by a fresh TT layer with bias.
 
-    Args:
-        original_module: The module of the base model, used when no adapter is active.
+    Merging copies the TT layer's dense weight and bias into the base layer (the originals
+    are kept for :meth:`unmerge`).
 
     Example:
-        >>> import copy, torch
-        >>> from loretta.layer import ReplacementWrapper
-        >>> norm = ReplacementWrapper(torch.nn.LayerNorm(4))
-        >>> norm.add("default", copy.deepcopy(norm.original_module))
-        >>> norm.weight.shape  # attributes come from the module in use
-        torch.Size([4])
+        >>> import torch
+        >>> from loretta import LorettaAdpConfig
+        >>> from loretta.layer import TTPoolerLayer
+        >>> layer = TTPoolerLayer(torch.nn.Linear(16, 16))
+        >>> layer.update_layer("default", LorettaAdpConfig(task_type="SEQ_CLS"), "pooler.dense")
+        >>> type(layer.loretta_pooler["default"]).__name__
+        'TTLinear'
     """
 
-    container = "loretta_copies"
+    adapter_layer_names = ("loretta_pooler",)
 
-    def __init__(self, original_module: nn.Module) -> None:
-        super().__init__()
-        self.original_module = original_module
-        self.loretta_copies = nn.ModuleDict()
+    def __init__(self, base_layer: nn.Module) -> None:
+        super().__init__(base_layer)
+        self.loretta_pooler = nn.ModuleDict()
+        self._original: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    @property
-    def wrapped(self) -> nn.Module:
-        """The module in use: the active adapter's, else the original."""
-        module = self.current()
-        return self.original_module if module is None else module
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """The active TT layer, or the base layer when disabled, merged or without adapter."""
+        if self.disable_adapters and self.merged:
+            self.unmerge()
+        active = self._active()
+        if self.disable_adapters or self.merged or not active:
+            return self.base_layer(x, *args, **kwargs)
+        return _run(self.loretta_pooler[active[0]], x)
 
-    def add(self, name: str, module: nn.Module) -> None:
-        """Use ``module`` in place of the original while adapter ``name`` is active."""
-        self.loretta_copies[name] = module
-        if self.active_adapter is None:
-            self.active_adapter = name
+    @torch.no_grad()
+    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
+        """Write the TT layer's dense weight and bias into the base layer."""
+        names = [n for n in check_adapters_to_merge(self, adapter_names) if n in self.loretta_pooler]
+        if not names:
+            return
+        base = self.get_base_layer()
+        if is_quantized(base.weight):
+            raise quantized_error(self)
+        tt = self.loretta_pooler[names[0]]
+        self._original = (base.weight.detach().clone(), base.bias.detach().clone())
+        base.weight.copy_(tt.dense_weight())
+        base.bias.copy_(tt.bias)
+        self.merged_adapters.append(names[0])
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the module in use."""
-        return self.wrapped(*args, **kwargs)
-
-
-WRAPPERS = (AdapterWrapper, LoraWrapper, ReplacementWrapper)
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Put the original weight and bias back."""
+        if self.merged_adapters and self._original is not None:
+            base = self.get_base_layer()
+            base.weight.copy_(self._original[0])
+            base.bias.copy_(self._original[1])
+            self.merged_adapters.clear()
+            self._original = None

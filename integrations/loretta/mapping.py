@@ -5,8 +5,9 @@ Default placement (``preset=None``):
 * LoRETTA_adp, every family: one adapter on the output of the attention output projection and
   one on the output of the feed-forward output projection of each layer (Houlsby's
   placement; for the BERT family this is exactly the paper's placement).
-* LoRETTA_rep: PEFT's LoRA defaults (attention query and value projections, or the fused
-  QKV projection where the family has one).
+* LoRETTA_rep: PEFT's own LoRA defaults (``TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING``);
+  for the families PEFT's table lacks (phi3, distilbert), the attention query and value
+  projections, or the fused QKV projection.
 
 ``preset="paper"`` reproduces the official code's adapter placement: the BERT family as above;
 decoders get three adapters per layer, all in the MLP (on the inputs of the gate and up
@@ -22,8 +23,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
 _LLAMA_LIKE = ("llama", "mistral", "qwen2", "gemma", "gemma2")
-_BERT_LIKE = ("bert", "roberta", "deberta", "deberta-v2")
 
 
 @dataclass(frozen=True)
@@ -33,59 +35,39 @@ class FamilyDefaults:
     Attributes:
         adapter_targets: LoRETTA_adp targets (adapter on their output) without a preset.
         paper_adapter_targets: ``{target: "input" | "output"}`` of the official placement.
-        lora_targets: LoRETTA_rep targets.
+        lora_targets: LoRETTA_rep targets where PEFT's LoRA table has no entry.
         pooler: Path of the SEQ_CLS pooler dense layer that ``tt_pooler`` replaces, or None.
     """
 
     adapter_targets: tuple[str, ...]
     paper_adapter_targets: Mapping[str, str]
-    lora_targets: tuple[str, ...]
+    lora_targets: tuple[str, ...] = ()
     pooler: str | None = None
 
 
-def _llama_like() -> FamilyDefaults:
-    return FamilyDefaults(
-        adapter_targets=("self_attn.o_proj", "mlp.down_proj"),
-        paper_adapter_targets={"gate_proj": "input", "up_proj": "input", "down_proj": "output"},
-        lora_targets=("q_proj", "v_proj"),
-    )
-
-
-def _bert_like(lora_targets: tuple[str, ...], pooler: str) -> FamilyDefaults:
+def _bert_like(pooler: str) -> FamilyDefaults:
     return FamilyDefaults(
         adapter_targets=("attention.output.dense", "output.dense"),
         paper_adapter_targets={"attention.output.dense": "output", "output.dense": "output"},
-        lora_targets=lora_targets,
         pooler=pooler,
     )
 
 
+_DECODER = ("self_attn.o_proj", "mlp.down_proj")
 DEFAULTS: dict[str, FamilyDefaults] = {
-    **{name: _llama_like() for name in _LLAMA_LIKE},
-    "phi3": FamilyDefaults(
-        adapter_targets=("self_attn.o_proj", "mlp.down_proj"),
-        paper_adapter_targets={"gate_up_proj": "input", "down_proj": "output"},
-        lora_targets=("qkv_proj",),
-    ),
-    "gpt2": FamilyDefaults(
-        adapter_targets=("attn.c_proj", "mlp.c_proj"),
-        paper_adapter_targets={"mlp.c_fc": "input", "mlp.c_proj": "output"},
-        lora_targets=("c_attn",),
-    ),
-    "gpt_neox": FamilyDefaults(
-        adapter_targets=("attention.dense", "mlp.dense_4h_to_h"),
-        paper_adapter_targets={"dense_h_to_4h": "input", "dense_4h_to_h": "output"},
-        lora_targets=("query_key_value",),
-    ),
-    "opt": FamilyDefaults(
-        adapter_targets=("self_attn.out_proj", "fc2"),
-        paper_adapter_targets={"fc1": "input", "fc2": "output"},
-        lora_targets=("q_proj", "v_proj"),
-    ),
-    "bert": _bert_like(("query", "value"), "bert.pooler.dense"),
-    "roberta": _bert_like(("query", "value"), "classifier.dense"),
-    "deberta": _bert_like(("in_proj",), "pooler.dense"),
-    "deberta-v2": _bert_like(("query_proj", "value_proj"), "pooler.dense"),
+    **{name: FamilyDefaults(_DECODER, {"gate_proj": "input", "up_proj": "input",
+                                       "down_proj": "output"}) for name in _LLAMA_LIKE},
+    "phi3": FamilyDefaults(_DECODER, {"gate_up_proj": "input", "down_proj": "output"},
+                           lora_targets=("qkv_proj",)),
+    "gpt2": FamilyDefaults(("attn.c_proj", "mlp.c_proj"),
+                           {"mlp.c_fc": "input", "mlp.c_proj": "output"}),
+    "gpt_neox": FamilyDefaults(("attention.dense", "mlp.dense_4h_to_h"),
+                               {"dense_h_to_4h": "input", "dense_4h_to_h": "output"}),
+    "opt": FamilyDefaults(("self_attn.out_proj", "fc2"), {"fc1": "input", "fc2": "output"}),
+    "bert": _bert_like("bert.pooler.dense"),
+    "roberta": _bert_like("classifier.dense"),
+    "deberta": _bert_like("pooler.dense"),
+    "deberta-v2": _bert_like("pooler.dense"),
     "distilbert": FamilyDefaults(
         adapter_targets=("attention.out_lin", "ffn.lin2"),
         paper_adapter_targets={"attention.out_lin": "output", "ffn.lin2": "output"},
@@ -94,12 +76,13 @@ DEFAULTS: dict[str, FamilyDefaults] = {
     ),
 }
 
-#: Task heads made trainable (and saved) per task type, matched like ``modules_to_save``.
+#: Task heads made trainable (and saved) per task type, PEFT's names for them.
 TASK_HEADS: dict[str, tuple[str, ...]] = {
     "SEQ_CLS": ("classifier", "score"),
     "TOKEN_CLS": ("classifier", "score"),
     "QUESTION_ANS": ("qa_outputs",),
 }
+
 
 def family_defaults(model_type: str | None, what: str) -> FamilyDefaults:
     """Return the defaults of ``model_type``, or raise a ``ValueError`` that says how to fix it.
@@ -110,8 +93,8 @@ def family_defaults(model_type: str | None, what: str) -> FamilyDefaults:
 
     Example:
         >>> from loretta.mapping import family_defaults
-        >>> family_defaults("llama", "target_modules").lora_targets
-        ('q_proj', 'v_proj')
+        >>> family_defaults("llama", "target_modules").adapter_targets
+        ('self_attn.o_proj', 'mlp.down_proj')
     """
     if model_type in DEFAULTS:
         return DEFAULTS[model_type]
@@ -121,6 +104,23 @@ def family_defaults(model_type: str | None, what: str) -> FamilyDefaults:
         "(e.g. ['q_proj', 'v_proj']) or a regex string matched against full names "
         "(e.g. r'.*\\.mlp\\.down_proj')."
     )
+
+
+def lora_targets(model_type: str | None) -> tuple[str, ...]:
+    """LoRETTA_rep's default targets: PEFT's LoRA table, else this module's fallback.
+
+    Example:
+        >>> from loretta.mapping import lora_targets
+        >>> lora_targets("deberta"), lora_targets("distilbert")
+        (('in_proj',), ('q_lin', 'v_lin'))
+    """
+    peft_default = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type)
+    if peft_default:
+        return tuple(peft_default)
+    fallback = family_defaults(model_type, "target_modules").lora_targets
+    if not fallback:
+        raise ValueError(f"target_modules: model_type {model_type!r} has no LoRA default")
+    return fallback
 
 
 def matches(name: str, targets: Sequence[str] | str) -> bool:

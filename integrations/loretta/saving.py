@@ -1,131 +1,121 @@
-"""The adapter file: every trainable tensor of one adapter in ``adapter_model.safetensors``.
+"""The files of a saved adapter, in PEFT's layout, and how they reach the disk.
 
-Keys are the parameter names inside the transformers model with the adapter name removed
-(``...output.dense.loretta_adp.down.cores.0``), so a file loads under any adapter name.
-Writes go through a temporary file and ``os.replace``. Loading checks every key and shape and
-names the first tensor that does not fit; TT cores whose ranks differ (an adapter saved after
-:meth:`~loretta.LorettaModel.round_ranks`) are resized to the file's ranks.
+Per adapter, ``adapter_config.json`` and ``adapter_model.safetensors`` (the adapter named
+``"default"`` in the folder itself, any other in a subfolder of its name). The tensors are
+PEFT's own selection (``peft.get_peft_model_state_dict``: the tuner layers' adapters, the
+``modules_to_save`` copies, trained biases) with the adapter name removed from the keys.
+Everything is written through :func:`loretta.atomic_folder.write_folder`, so a reader never
+sees a config beside weights of another save.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
-from torch import nn
+from peft import get_peft_model_state_dict
+from safetensors import safe_open
+from safetensors.torch import save
 
-from ttnet.atomic import atomic_write
-
-from .config import LorettaConfig
-from .injection import bias_names
-from .layer import CONTAINERS
+from .atomic_folder import write_folder
+from .config import CONFIG_NAME
 
 WEIGHTS_NAME = "adapter_model.safetensors"
+PEFT_PREFIX = "base_model.model."
 
 
-def adapter_state(
-    model: nn.Module, config: LorettaConfig, adapter_name: str
-) -> dict[str, tuple[str, torch.Tensor]]:
-    """Map saved key -> (name in ``model``, live tensor) for adapter ``adapter_name``.
+def check_tensors(expected: Mapping[str, tuple], found: Mapping[str, tuple], source: str) -> None:
+    """Compare ``{key: shape}`` of a file with what the model expects; raise naming a tensor.
+
+    Raises:
+        ValueError: a tensor of ``found`` the model lacks or shapes otherwise, or one of
+            ``expected`` the file lacks.
 
     Example:
-        >>> import torch
-        >>> from transformers import BertConfig, BertModel
-        >>> from loretta import LorettaAdpConfig, get_peft_model
-        >>> from loretta.saving import adapter_state
-        >>> bert = BertModel(BertConfig(hidden_size=32, num_hidden_layers=1,
-        ...     num_attention_heads=4, intermediate_size=64, vocab_size=50))
-        >>> peft = get_peft_model(bert, LorettaAdpConfig(bottleneck_size=4, train_norms=True))
-        >>> state = adapter_state(peft.base_model, peft.peft_config["default"], "default")
-        >>> sorted(state)[0]
-        'embeddings.LayerNorm.loretta_copies.bias'
+        >>> from loretta.saving import check_tensors
+        >>> check_tensors({"a": (2, 3)}, {"a": (3, 2)}, "f.safetensors")
+        Traceback (most recent call last):
+        ...
+        ValueError: f.safetensors: tensor 'a': the model expects shape (2, 3), the file has (3, 2) (a model of another size?)
     """
-    out: dict[str, tuple[str, torch.Tensor]] = {}
-    for key, value in model.state_dict(keep_vars=True).items():
-        parts = key.split(".")
-        for i in range(len(parts) - 1):
-            if parts[i] in CONTAINERS and parts[i + 1] == adapter_name:
-                out[".".join(parts[: i + 1] + parts[i + 2 :])] = (key, value)
-                break
-    for name in bias_names(model, config):
-        out[name] = (name, model.get_parameter(name))
+    for key, shape in found.items():
+        if key not in expected:
+            raise ValueError(f"{source}: tensor {key!r} of shape {tuple(shape)} has no counterpart "
+                             "in the model (a different architecture or adapter config?)")
+        if tuple(expected[key]) != tuple(shape):
+            raise ValueError(f"{source}: tensor {key!r}: the model expects shape "
+                             f"{tuple(expected[key])}, the file has {tuple(shape)} (a model of "
+                             "another size?)")
+    for key in sorted(set(expected) - set(found)):
+        raise ValueError(f"{source}: the model expects tensor {key!r} of shape "
+                         f"{tuple(expected[key])}, the file lacks it (a different architecture?)")
+
+
+def check_file(model: Any, adapter_name: str, path: str) -> None:
+    """Check the tensors of the weights file at ``path`` against adapter ``adapter_name`` of
+    PEFT model ``model`` from the file's header alone (no tensor is read).
+
+    Raises:
+        ValueError: naming ``path``, for a file safetensors cannot parse, or naming a tensor
+            (see :func:`check_tensors`).
+    """
+    try:
+        with safe_open(path, framework="pt") as fh:
+            found = {k.removeprefix(PEFT_PREFIX): tuple(fh.get_slice(k).get_shape())
+                     for k in fh.keys()}  # noqa: SIM118 (safe_open is no dict)
+    except Exception as err:  # noqa: BLE001 (safetensors' own error types for bad headers)
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
+    state = {f"base_model.{k}": v for k, v in model.base_model.state_dict().items()}
+    expected = get_peft_model_state_dict(model, state_dict=state, adapter_name=adapter_name)
+    check_tensors({k.removeprefix(PEFT_PREFIX): tuple(v.shape) for k, v in expected.items()},
+                  found, path)
+
+
+def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU tensors, each with storage of its own (safetensors refuses aliases)."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in state.items():
+        value = value.detach().to("cpu").contiguous()
+        pointer = value.untyped_storage().data_ptr()
+        if pointer in seen and value.numel():
+            value = value.clone()
+        seen.add(pointer)
+        out[key] = value
     return out
 
 
-def save_adapter_file(
-    model: nn.Module, config: LorettaConfig, adapter_name: str, directory: str | os.PathLike
-) -> str:
-    """Write the adapter's tensors to ``directory/adapter_model.safetensors``; return the path."""
-    tensors = {
-        key: value.detach().to("cpu").contiguous()
-        for key, (_, value) in adapter_state(model, config, adapter_name).items()
-    }
-    path = os.path.join(directory, WEIGHTS_NAME)
-    atomic_write(path, save(tensors, metadata={"format": "pt", "peft_type": config.peft_type}))
-    return path
+def adapter_files(model: Any, adapter_names: Sequence[str],
+                  state_dict: dict[str, torch.Tensor] | None = None,
+                  save_embedding_layers: str | bool = "auto") -> dict[str, bytes]:
+    """``{relative path: bytes}`` of the saved adapters of PEFT model ``model``.
 
-
-def replace_parameter(model: nn.Module, name: str, value: torch.Tensor) -> None:
-    """Put a new parameter holding ``value`` at ``name`` (its shape may differ from the old one).
-
-    Keeps ``requires_grad``, dtype and device of the parameter it replaces; the new tensor is
-    contiguous (safetensors and checkpointing need that).
+    Args:
+        model: A ``peft.PeftModel`` holding LoRETTA adapters.
+        adapter_names: The adapters to save.
+        state_dict: The model's state dict, when the caller has it (e.g. gathered under FSDP).
+        save_embedding_layers: As for ``PeftModel.save_pretrained``.
     """
-    owner, _, attr = name.rpartition(".")
-    module = model.get_submodule(owner)
-    old = module.get_parameter(attr) if not attr.isdigit() else module[int(attr)]
-    new = nn.Parameter(value.to(dtype=old.dtype, device=old.device).contiguous(),
-                       requires_grad=old.requires_grad)
-    if attr.isdigit():
-        module[int(attr)] = new
-    else:
-        setattr(module, attr, new)
+    files = {}
+    for name in adapter_names:
+        folder = "" if name == "default" else name
+        state = get_peft_model_state_dict(model, state_dict=state_dict, adapter_name=name,
+                                          save_embedding_layers=save_embedding_layers)
+        config = copy.copy(model.peft_config[name])
+        config.inference_mode = True
+        if config.base_model_name_or_path is None:
+            config.base_model_name_or_path = getattr(model.get_base_model(), "name_or_path",
+                                                     None) or None
+        files[os.path.join(folder, WEIGHTS_NAME)] = save(_unshared(state),
+                                                         metadata={"format": "pt"})
+        files[os.path.join(folder, CONFIG_NAME)] = config.to_json_string().encode("utf-8")
+    return files
 
 
-def _rank_change_only(old: torch.Size, new: torch.Size) -> bool:
-    return len(old) == len(new) >= 3 and old[1:-1] == new[1:-1]
-
-
-def load_adapter_file(
-    model: nn.Module, config: LorettaConfig, adapter_name: str, directory: str | os.PathLike
-) -> None:
-    """Copy the tensors of ``directory/adapter_model.safetensors`` into adapter ``adapter_name``.
-
-    Raises:
-        FileNotFoundError: when the file is missing.
-        ValueError: naming the tensor when a key is missing, unexpected or of another shape.
-    """
-    path = os.path.join(directory, WEIGHTS_NAME)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model_id: expected {WEIGHTS_NAME} in it, not found: {path}")
-    saved = load_file(path)
-    expected = adapter_state(model, config, adapter_name)
-    for key, value in saved.items():
-        if key not in expected:
-            raise ValueError(
-                f"{WEIGHTS_NAME}: tensor {key!r} of shape {tuple(value.shape)} has no "
-                "counterpart in the model (a different architecture or adapter config?)"
-            )
-    resized = []
-    for key, (name, target) in expected.items():
-        if key not in saved:
-            raise ValueError(
-                f"{WEIGHTS_NAME}: the model expects tensor {key!r} of shape "
-                f"{tuple(target.shape)}, the file lacks it (a different architecture?)"
-            )
-        value = saved[key]
-        if value.shape == target.shape:
-            continue
-        if ".cores." in key and _rank_change_only(target.shape, value.shape):
-            resized.append((name, value))
-            continue
-        raise ValueError(
-            f"{WEIGHTS_NAME}: tensor {key!r}: the model expects shape {tuple(target.shape)}, "
-            f"the file has {tuple(value.shape)} (a model of another size?)"
-        )
-    for name, value in resized:  # only once every tensor is known to fit
-        replace_parameter(model, name, value)
-    with torch.no_grad():
-        for key, (_, target) in adapter_state(model, config, adapter_name).items():
-            target.copy_(saved[key])
+def save_adapters(model: Any, save_directory: str | os.PathLike, adapter_names: Sequence[str],
+                  **kwargs: Any) -> None:
+    """Write the adapters into ``save_directory`` as one atomic change (see module doc)."""
+    write_folder(save_directory, adapter_files(model, adapter_names, **kwargs))

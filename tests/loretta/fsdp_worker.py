@@ -63,7 +63,7 @@ def main() -> None:
     mesh = init_device_mesh("cpu", (world,))
     for method in ("adp", "rep"):
         model = build(method)
-        for layer in model.base_model.model.layers:
+        for layer in model.get_base_model().model.layers:
             fully_shard(layer, mesh=mesh)
         fully_shard(model, mesh=mesh)
         rows = slice(rank * ROWS_PER_RANK, (rank + 1) * ROWS_PER_RANK)

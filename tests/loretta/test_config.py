@@ -1,10 +1,12 @@
-"""Configs: the official signatures with working defaults, validation, JSON round trip."""
+"""Configs: the official signatures with working defaults, validation, JSON round trip, and
+``adapter_config.json`` files as a hostile user writes them."""
 
 import json
 
+import peft
 import pytest
 
-from loretta import LorettaAdpConfig, LorettaConfig, LorettaRepConfig, TaskType
+from loretta import LorettaAdpConfig, LorettaConfig, LorettaRepConfig, LorettaType, TaskType
 from loretta.config import CONFIG_NAME
 
 
@@ -79,10 +81,47 @@ def test_json_round_trip(tmp_path, cfg):
     assert [p.name for p in tmp_path.iterdir()] == [CONFIG_NAME]  # no temp file left
 
 
-def test_from_dict_rejects_unknown_type_and_fields():
+def test_configs_are_peft_configs_with_a_str_enum_type():
+    cfg = LorettaAdpConfig()
+    assert isinstance(cfg, peft.PeftConfig) and isinstance(cfg.peft_type, LorettaType)
+    assert cfg.peft_type.value == "LORETTA_ADP" == cfg.peft_type  # transformers reads .value
+    assert cfg.to_dict()["peft_type"] == "LORETTA_ADP"
+    with pytest.raises(ValueError, match="peft_type: expected 'LORETTA_REP'"):
+        LorettaRepConfig(peft_type="LORA")
+    with pytest.raises(TypeError, match="LorettaAdpConfig or LorettaRepConfig"):
+        LorettaConfig()
+
+
+def test_from_dict_rejects_unknown_type_and_warns_on_unknown_keys():
     with pytest.raises(ValueError, match="peft_type"):
         LorettaConfig.from_dict({"peft_type": "LORA"})
-    with pytest.raises(ValueError, match="unknown fields"):
-        LorettaConfig.from_dict({"peft_type": "LORETTA_REP", "rank": 3})
+    data = {**LorettaRepConfig(r=3).to_dict(), "rank": 3, "revision": "v2"}
+    with pytest.warns(UserWarning, match=r"ignoring keys unknown to LorettaRepConfig: \['rank'\]"):
+        cfg = LorettaConfig.from_dict(data)
+    assert (cfg.r, cfg.revision) == (3, "v2")  # PEFT's own keys are known keys
+    with pytest.raises(ValueError, match=r"here: r: expected a positive integer"):
+        LorettaConfig.from_dict({"peft_type": "LORETTA_REP", "r": -1}, source="here")
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("{bad json", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object, received list"),
+    ('{"peft_type": "LORETTA_ADP", "bottleneck_size": "64"}', "bottleneck_size: expected a positive"),
+    ('{"peft_type": "LORETTA_ADP", "tensor_rank": 0}', "tensor_rank: expected a positive"),
+    ('{"peft_type": "LORETTA_REP", "tt_ranks": {"x": [0]}}', r"tt_ranks\['x'\]"),
+    ('{"peft_type": "LORETTA_REP", "inference_mode": "no"}', "inference_mode: expected a bool"),
+    ('{"peft_type": "IA3"}', "peft_type: expected one of"),
+])
+def test_every_parse_error_names_the_file(tmp_path, text, pattern):
+    (tmp_path / CONFIG_NAME).write_text(text)
+    with pytest.raises(ValueError, match=rf"{tmp_path / CONFIG_NAME}: .*{pattern}"):
+        LorettaConfig.from_pretrained(tmp_path)
+
+
+def test_missing_config_and_wrong_class(tmp_path):
     with pytest.raises(FileNotFoundError, match=CONFIG_NAME):
-        LorettaConfig.from_pretrained("/nonexistent-dir")
+        LorettaConfig.from_pretrained(tmp_path)
+    LorettaRepConfig().save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="'LORETTA_REP' is not 'LORETTA_ADP'"):
+        LorettaAdpConfig.from_pretrained(tmp_path)
+    assert isinstance(peft.PeftConfig.from_pretrained(tmp_path), LorettaRepConfig)  # PEFT's door

@@ -2,11 +2,14 @@
 
 import re
 
+import peft
 import pytest
 import torch
+from peft.utils.other import ModulesToSaveWrapper
 
-from loretta import LorettaAdpConfig, LorettaModel, LorettaRepConfig, PeftModel, get_peft_model
-from loretta.layer import AdapterWrapper, LoraWrapper, ReplacementWrapper
+from loretta import (LorettaAdpConfig, LorettaModel, LorettaRepConfig, PeftModel, get_peft_model,
+                     round_ranks)
+from loretta.layer import LorettaLayer, TTPoolerLayer
 
 
 def _logits(model, batch):
@@ -24,22 +27,24 @@ def test_print_trainable_parameters_format(make_model, capsys):
     assert line == (f"trainable params: {trainable:,d} || all params: {total:,d} || "
                     f"trainable%: {100 * trainable / total:.4f}")
     assert trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert PeftModel is LorettaModel
+    assert PeftModel is LorettaModel and isinstance(model, peft.PeftModel)
 
 
 def test_seq_cls_head_trainable(make_model):
     model = get_peft_model(make_model("bert"), LorettaRepConfig(task_type="SEQ_CLS"))
     names = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert any(".classifier.loretta_copies.default.weight" in n for n in names)
+    assert any(".classifier.modules_to_save.default.weight" in n for n in names)
 
 
 def test_roberta_tt_pooler_splits_the_head(make_model):
     model = get_peft_model(make_model("roberta"), LorettaAdpConfig(task_type="SEQ_CLS",
-                                                                  tt_pooler=True))
-    head = model.base_model.classifier
-    assert isinstance(head.dense, ReplacementWrapper)
-    assert type(head.dense.loretta_copies["default"]).__name__ == "TTLinear"
-    assert isinstance(head.out_proj, ReplacementWrapper)
+                                                                  tt_pooler=True, bottleneck_size=8))
+    head = model.get_base_model().classifier
+    assert isinstance(head.dense, TTPoolerLayer)
+    assert type(head.dense.loretta_pooler["default"]).__name__ == "TTLinear"
+    assert isinstance(head.out_proj, ModulesToSaveWrapper)
+    saved = model.peft_config["default"].modules_to_save
+    assert "classifier.out_proj" in saved and "classifier" not in saved
 
 
 @pytest.mark.parametrize("config", [LorettaAdpConfig(bottleneck_size=8, train_norms=True),
@@ -75,18 +80,16 @@ def test_named_adapters_add_set_delete(make_model, batch, train):
     assert model.active_adapter == "other" and list(model.peft_config) == ["other"]
     assert torch.equal(_logits(model, batch), second)
     assert not any(".default." in n for n, _ in model.named_parameters())
-    with pytest.raises(ValueError, match="only adapter"):
-        model.delete_adapter("other")
-    with pytest.raises(ValueError, match="adapter_name"):
+    with pytest.raises(ValueError, match="missing"):
         model.set_adapter("missing")
-    with pytest.raises(ValueError, match="one method"):
+    with pytest.raises(ValueError, match="different peft types"):
         model.add_adapter("rep", LorettaRepConfig())
 
 
 @pytest.mark.parametrize("model_type", ["llama", "gpt2", "deberta"])
 def test_merge_and_unload_returns_plain_model(make_model, batch, train, model_type):
     config = LorettaRepConfig(r=4, task_type="SEQ_CLS" if model_type == "deberta" else "CAUSAL_LM",
-                              preset="paper" if model_type == "deberta" else None)
+                              preset="paper" if model_type == "deberta" else None, tensor_rank=3)
     model = get_peft_model(make_model(model_type), config)
     train(model, batch)
     adapted = _logits(model, batch)
@@ -105,9 +108,8 @@ def test_merge_of_adp_is_refused_and_unload_restores(make_model, batch, train):
     train(model, batch)
     with pytest.raises(ValueError, match="merge_and_unload.*non-linearity"):
         model.merge_and_unload()
-    plain = model.unload()
-    assert not any(isinstance(m, (AdapterWrapper, LoraWrapper, ReplacementWrapper))
-                   for m in plain.modules())
+    plain = model.unload()  # the original norms come back (PEFT's unload keeps trained copies)
+    assert not any(isinstance(m, (LorettaLayer, ModulesToSaveWrapper)) for m in plain.modules())
     assert torch.equal(_logits(plain, batch), expected)
 
 
@@ -116,8 +118,8 @@ def test_train_norms_bias_and_modules_to_save(make_model):
                               modules_to_save=["lm_head"])
     model = get_peft_model(make_model("opt"), config)
     names = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert any("lm_head.loretta_copies.default" in n for n in names)
-    assert any("layer_norm.loretta_copies.default.weight" in n for n in names)
+    assert any("lm_head.modules_to_save.default" in n for n in names)
+    assert any("layer_norm.modules_to_save.default.weight" in n for n in names)
     biases = {n for n in names if n.endswith("base_layer.bias")}
     assert len(biases) == 2  # q_proj and v_proj of one layer
     every = LorettaRepConfig(r=4, bias="all")
@@ -131,7 +133,7 @@ def test_adapter_dtype_follows_base_in_bf16(make_model, batch):
     model = get_peft_model(base, LorettaAdpConfig(bottleneck_size=8))
     assert model(**batch).logits.dtype == torch.bfloat16
     params = [p for n, p in model.named_parameters() if ".loretta_adp." in n]
-    assert {p.dtype for p in params} == {torch.float32}
+    assert params and {p.dtype for p in params} == {torch.float32}
 
 
 def test_rank_adaptation_reports_savings_and_output_change(make_model, batch, train, tmp_path):
@@ -151,11 +153,33 @@ def test_rank_adaptation_reports_savings_and_output_change(make_model, batch, tr
     assert 0 < report.output_change < 1 and 0 < report.max_factor_error < 1
     # A rounded adapter saves and reloads with its new ranks.
     logits = _logits(model, batch)
+    ranks = model.peft_config["default"].tt_ranks
+    assert len(ranks) == report.factors and max(max(r) for r in ranks.values()) <= 2
     model.save_pretrained(tmp_path)
     loaded = LorettaModel.from_pretrained(make_model("bert", hidden=64), tmp_path)
     assert torch.equal(_logits(loaded, batch), logits)
     with pytest.raises(ValueError, match="eps, max_rank"):
         model.round_ranks()
+
+
+def test_rank_rounding_on_peft_model_loads_through_peft_and_transformers(make_model, batch,
+                                                                         train, tmp_path):
+    model = peft.get_peft_model(make_model("llama", hidden=64),
+                                LorettaRepConfig(r=8, tensor_rank=6, lora_dropout=0.0))
+    train(model, batch)
+    report = round_ranks(model, "default", max_rank=3, inputs=batch)
+    assert report.factors == 4 and report.params_saved > 0 and report.output_change > 0
+    expected = _logits(model, batch)
+    model.save_pretrained(tmp_path)
+    loaded = peft.PeftModel.from_pretrained(make_model("llama", hidden=64), tmp_path)
+    assert torch.equal(_logits(loaded, batch), expected)
+    direct = make_model("llama", hidden=64)
+    direct.load_adapter(str(tmp_path), adapter_name="rounded")
+    assert torch.equal(_logits(direct, batch), expected)
+    # A config whose recorded ranks exceed tensor_rank is refused before anything is built.
+    bad = LorettaRepConfig(r=8, tensor_rank=2, tt_ranks=model.peft_config["default"].tt_ranks)
+    with pytest.raises(ValueError, match=r"tt_ranks\[.*\]: expected ranks at most tensor_rank=2"):
+        get_peft_model(make_model("llama", hidden=64), bad)
 
 
 QUICK_START = {

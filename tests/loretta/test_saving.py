@@ -20,7 +20,7 @@ def _logits(model, batch):
 
 CASES = [
     ("deberta", LorettaAdpConfig(preset="paper", task_type="SEQ_CLS", bottleneck_size=8)),
-    ("deberta", LorettaRepConfig(preset="paper", task_type="SEQ_CLS", r=4)),
+    ("deberta", LorettaRepConfig(preset="paper", task_type="SEQ_CLS", r=4, tensor_rank=3)),
     ("roberta", LorettaAdpConfig(preset="paper", task_type="SEQ_CLS", bottleneck_size=8)),
     ("llama", LorettaAdpConfig(preset="paper", bottleneck_size=8)),
     ("gpt2", LorettaRepConfig(r=4, bias="all", modules_to_save=["ln_f"])),
@@ -51,10 +51,10 @@ def test_file_holds_every_trainable_tensor(make_model, batch, train, tmp_path):
     trainable = {n: p for n, p in model.base_model.named_parameters() if p.requires_grad}
     assert len(saved) == len(trainable)
     assert sum(t.numel() for t in saved.values()) == sum(p.numel() for p in trainable.values())
-    for key in ("pooler.dense.loretta_copies.cores.0", "classifier.loretta_copies.weight",
-                "deberta.embeddings.LayerNorm.loretta_copies.weight",
+    for key in ("pooler.dense.loretta_pooler.cores.0", "classifier.weight",
+                "deberta.embeddings.LayerNorm.weight",
                 "deberta.encoder.layer.0.output.dense.loretta_adp.up.cores.0"):
-        assert key in saved
+        assert f"base_model.model.{key}" in saved  # PEFT's keys: no adapter name in them
     config = json.loads((tmp_path / CONFIG_NAME).read_text())
     assert config["peft_type"] == "LORETTA_ADP" and config["preset"] == "paper"
 
@@ -74,7 +74,7 @@ def test_load_adapter_under_another_name(make_model, batch, train, tmp_path):
     (dict(model_type="bert"), r"tensor '.*' of shape .* has no counterpart"),
     (dict(model_type="deberta", hidden=64), r"tensor '.*': the model expects shape .* file has"),
     (dict(model_type="deberta", num_labels=3),
-     r"tensor 'classifier.loretta_copies.weight': the model expects shape \(3, 32\)"),
+     r"safetensors: tensor 'classifier.bias': the model expects shape \(3,\), the file has \(2,\)"),
     (dict(model_type="deberta", layers=2), r"expects tensor 'deberta.encoder.layer.1.*file lacks"),
 ])
 def test_wrong_architecture_or_size_names_the_tensor(make_model, tmp_path, target, pattern):
@@ -92,11 +92,15 @@ def test_missing_files_are_reported(make_model, tmp_path):
         LorettaModel.from_pretrained(make_model("llama"), tmp_path)
 
 
-def test_wrong_family_names_the_tensor(make_model, tmp_path):
+def test_wrong_family_is_refused_before_anything_is_built(make_model, tmp_path):
     get_peft_model(make_model("llama"), LorettaRepConfig(r=4)).save_pretrained(tmp_path)
-    key = r"model\.layers\.0\.self_attn\.q_proj\.loretta_rep\.lora_A\.cores\.0"
-    with pytest.raises(ValueError, match=rf"tensor '{key}' of shape \(1, \d+, \d+, \d+\) has no"):
+    with pytest.raises(ValueError, match=r"target_modules: \['q_proj', 'v_proj'\] matched no "
+                                         r"module of the model; linear layer names in it: \["):
         LorettaModel.from_pretrained(make_model("gpt2"), tmp_path)
+    # Same targets, another family: the tensor that does not fit is named.
+    key = r"model\.layers\.0\.self_attn\.v_proj\.loretta_rep\.lora_B\.cores\.\d"
+    with pytest.raises(ValueError, match=rf"tensor '{key}': the model expects shape"):
+        LorettaModel.from_pretrained(make_model("llama", num_key_value_heads=4), tmp_path)
 
 
 def test_not_trainable_load_freezes_everything(make_model, batch, train, tmp_path):
@@ -112,7 +116,7 @@ def test_not_trainable_load_freezes_everything(make_model, batch, train, tmp_pat
     loss = loaded(**batch).logits.float().pow(2).mean()
     assert not loss.requires_grad  # no graph at all: nothing can be trained by mistake
     # A trainable adapter added next to it trains alone; the loaded one stays frozen.
-    loaded.add_adapter("new", LorettaRepConfig(r=2))
+    loaded.add_adapter("new", LorettaRepConfig(r=2, tensor_rank=2))
     loaded.set_adapter("new")
     names = {n for n, p in loaded.named_parameters() if p.requires_grad}
     assert names and all(".new." in n for n in names)

@@ -1,7 +1,8 @@
 """HF Trainer and accelerate: train, checkpoint (the adapter only), resume exactly.
 
-Both save a model that is not a ``PreTrainedModel`` as its ``state_dict`` in
-``model.safetensors`` and resume with ``load_state_dict``; a LorettaModel's state dict is its
+The Trainer saves a LorettaModel, a ``peft.PeftModel``, with ``save_pretrained`` (adapter files,
+PEFT's layout) and resumes with ``load_adapter``. accelerate saves ``state_dict()`` in
+``model.safetensors`` and resumes with ``load_state_dict``; a LorettaModel's state dict is its
 adapter state, so tied-weight models (GPT-2, a tied-embedding Llama) checkpoint too.
 """
 
@@ -59,11 +60,12 @@ def test_trainer_checkpoints_only_the_adapter_and_resumes_exactly(make_model, ba
     final = _trainable(peft)
     assert any(not torch.equal(start[n], final[n]) for n in start)
 
-    # The checkpoint holds exactly the adapter state: the trained tensors, no base weights.
+    # The checkpoint is an adapter folder holding exactly the trained tensors, no base weights.
     checkpoint = tmp_path / "run" / "checkpoint-2"
-    saved = load_file(checkpoint / "model.safetensors")
-    assert set(saved) == set(final)
-    assert sum(t.numel() for t in saved.values()) < peft.get_nb_trainable_parameters()[1] / 10
+    assert not (checkpoint / "model.safetensors").exists()
+    saved = load_file(checkpoint / "adapter_model.safetensors")
+    assert len(saved) == len(final)
+    assert sum(t.numel() for t in saved.values()) == sum(t.numel() for t in final.values())
 
     # A fresh model and Trainer resume from checkpoint-2 and end where the full run ended.
     resumed = _peft_model(make_model, model, method)
@@ -73,12 +75,10 @@ def test_trainer_checkpoints_only_the_adapter_and_resumes_exactly(make_model, ba
     for name in final:
         assert torch.equal(again[name], final[name]), name
 
-    # A checkpoint exports to adapter files: load it strictly, then save_pretrained.
-    exported = _peft_model(make_model, model, method)
-    exported.load_state_dict(load_file(tmp_path / "run" / "checkpoint-4" / "model.safetensors"))
-    exported.save_pretrained(tmp_path / "adapter")
+    # The last checkpoint loads as the trained adapter.
     loaded = LorettaModel.from_pretrained(make_model(MODELS[model][0], layers=2,
-                                                     **MODELS[model][1]), tmp_path / "adapter")
+                                                     **MODELS[model][1]),
+                                          tmp_path / "run" / "checkpoint-4")
     peft.eval()
     with torch.no_grad():
         assert torch.equal(loaded(**batch).logits, peft(**batch).logits)
@@ -88,12 +88,13 @@ def test_save_adapter_callback_makes_checkpoints_loadable_adapters(make_model, b
     from loretta.callbacks import SaveAdapterCallback
 
     peft = _peft_model(make_model, "gpt2", "rep")
-    peft.add_adapter("other", LorettaRepConfig(r=2))
+    peft.add_adapter("other", LorettaRepConfig(r=2, tensor_rank=2))
     _trainer(peft, tmp_path / "run", callbacks=[SaveAdapterCallback()]).train()
     for step in (2, 4):
         folder = tmp_path / "run" / f"checkpoint-{step}"
         assert (folder / "adapter_config.json").is_file()
         assert (folder / "other" / "adapter_model.safetensors").is_file()  # every adapter
+        assert (folder / "trainer_state.json").is_file()  # the Trainer's files are kept
     loaded = LorettaModel.from_pretrained(make_model("gpt2", layers=2), tmp_path / "run" /
                                           "checkpoint-4")
     peft.eval()
@@ -116,16 +117,16 @@ def test_save_adapter_callback_rejects_a_plain_model(make_model, tmp_path):
 def test_state_dict_is_the_adapter_and_loads_strictly(make_model):
     peft = get_peft_model(make_model("llama", layers=2, tie_word_embeddings=True),
                           LorettaRepConfig(r=4, bias="all", modules_to_save=["lm_head"]))
-    peft.add_adapter("other", LorettaRepConfig(r=2))
+    peft.add_adapter("other", LorettaRepConfig(r=2, tensor_rank=2))
     state = peft.state_dict()
     trainable = {n for n, p in peft.named_parameters() if p.requires_grad}
     assert trainable < set(state)  # the inactive adapter is saved too
     assert {n for n in state if ".other." in n} and all(
-        ".loretta_" in n or n.endswith(".bias") for n in state)
+        ".loretta_" in n or ".modules_to_save." in n or n.endswith(".bias") for n in state)
     assert "base_model.model.embed_tokens.weight" not in state
     fresh = get_peft_model(make_model("llama", layers=2, tie_word_embeddings=True),
                            LorettaRepConfig(r=4, bias="all", modules_to_save=["lm_head"]))
-    fresh.add_adapter("other", LorettaRepConfig(r=2))
+    fresh.add_adapter("other", LorettaRepConfig(r=2, tensor_rank=2))
     with torch.no_grad():
         for value in state.values():
             value.add_(1.0)  # detached views of the live tensors: the source model moves too
@@ -185,8 +186,7 @@ def test_trainer_seq_cls_paper_preset_checkpoints_head_pooler_and_norms(make_mod
                              remove_unused_columns=False)
     result = Trainer(model=model, args=args, train_dataset=data).train()
     assert result.global_step == 2 and result.training_loss > 0
-    saved = load_file(tmp_path / "checkpoint-2" / "model.safetensors")
-    assert set(saved) == set(_trainable(model))
-    for part in ("classifier.loretta_copies", "pooler.dense.loretta_copies.default.cores",
-                 "LayerNorm.loretta_copies"):
+    saved = load_file(tmp_path / "checkpoint-2" / "adapter_model.safetensors")
+    assert len(saved) == len(_trainable(model))
+    for part in ("classifier.weight", "pooler.dense.loretta_pooler.cores", "LayerNorm.weight"):
         assert any(part in k for k in saved), part
