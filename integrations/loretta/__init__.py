@@ -27,7 +27,7 @@ Example:
     trainable params: 5,632 || all params: 100,672 || trainable%: 5.5944
 """
 
-from peft import TaskType
+import peft
 
 from .config import LorettaAdpConfig, LorettaConfig, LorettaRepConfig, LorettaType
 from .model import LorettaModel, get_peft_model
@@ -36,6 +36,10 @@ from .registration import register
 from .tuner import LorettaTuner
 
 register()
+
+#: PEFT's own ``TaskType`` (``SEQ_CLS``, ``CAUSAL_LM``, ``TOKEN_CLS``, ...): the task a model is
+#: tuned for; ``SEQ_CLS``, ``TOKEN_CLS`` and ``QUESTION_ANS`` make the task head trainable.
+TaskType = peft.TaskType
 
 PeftModel = LorettaModel
 """PEFT's name for the wrapper class, for code written against PEFT."""

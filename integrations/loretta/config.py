@@ -1,15 +1,10 @@
 """Configurations of LoRETTA_adp and LoRETTA_rep: ``peft.PeftConfig`` subclasses.
 
-The two configs keep the official LoRETTA signatures (``LorettaAdpConfig(bottleneck_size=64,
-non_linearity="relu", ...)``) with defaults that work as given, and add the options the paper's
-numbers need: ``preset="paper"`` (placement, TT shapes, trained norms and the tensorised
-SEQ_CLS pooler of the paper), ``train_norms``, ``tt_pooler`` and ``modules_to_save``.
-``peft_type`` is a member of :class:`LorettaType`, a ``str`` Enum as PEFT's own ``PeftType``,
-so PEFT and transformers dispatch on it once ``loretta`` is imported.
-
-Reading ``adapter_config.json`` is strict about values and lenient about keys: every value is
-checked (the error names the file and the field), keys this version does not know are ignored
-with a warning, and malformed JSON is reported with the file's path.
+The official LoRETTA signatures with defaults that work as given, plus what the paper's numbers
+need (``preset="paper"``, ``train_norms``, ``tt_pooler``). ``peft_type`` is a :class:`LorettaType`,
+a ``str`` Enum as PEFT's own, so PEFT and transformers dispatch on it. Reading
+``adapter_config.json`` checks every value (errors name the file and field) and ignores, with a
+warning, keys this version does not know.
 """
 
 from __future__ import annotations
@@ -35,13 +30,8 @@ POSITIONS = ("input", "output")
 
 
 class LorettaType(str, enum.Enum):
-    """The two PEFT types this package registers with PEFT.
-
-    Example:
-        >>> from loretta.config import LorettaType
-        >>> LorettaType("LORETTA_REP").value, LorettaType.LORETTA_ADP == "LORETTA_ADP"
-        ('LORETTA_REP', True)
-    """
+    """The two PEFT types this package registers with PEFT (``LorettaType.LORETTA_ADP ==
+    "LORETTA_ADP"``)."""
 
     LORETTA_ADP = "LORETTA_ADP"
     LORETTA_REP = "LORETTA_REP"
@@ -77,12 +67,12 @@ def _names(name: str, value: object) -> list[str] | str | None:
 
 
 def _tt_ranks(value: object) -> dict[str, list[int]] | None:
-    ok = value is None or (isinstance(value, dict) and all(
-        isinstance(k, str) and isinstance(v, (list, tuple)) and v for k, v in value.items()))
-    if not ok:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, (list, tuple)) for k, v in value.items()):
         raise ValueError(f"tt_ranks: expected None or {{factor name: [ranks]}}, received {value!r}")
-    return None if value is None else {k: [_positive_int(f"tt_ranks[{k!r}]", r) for r in v]
-                                       for k, v in value.items()}
+    return {k: [_positive_int(f"tt_ranks[{k!r}]", r) for r in v] for k, v in value.items()}
 
 
 @dataclass(kw_only=True)
@@ -107,9 +97,8 @@ class LorettaConfig(PeftConfig):
         train_norms: Train LayerNorm/RMSNorm weights and biases (``None``: as the preset).
         tt_pooler: For SEQ_CLS, replace the pooler dense layer by a freshly initialised TT
             layer with bias (``None``: as the preset).
-        tt_ranks: Per TT factor, the ranks :func:`loretta.rank_adaptation.round_ranks` left
-            (``{"<module>.<factor>": [inner ranks]}``); written by rank rounding, read when
-            the adapter is rebuilt for loading.
+        tt_ranks: ``{"<module>.<factor>": [inner ranks]}`` that rank rounding
+            (:func:`loretta.round_ranks`) left, used when the adapter is rebuilt.
         inference_mode: Set by loading without ``is_trainable``; nothing trains.
     """
 
@@ -182,10 +171,8 @@ class LorettaConfig(PeftConfig):
 
     @staticmethod
     def from_dict(data: dict[str, Any], source: str = "adapter config") -> LorettaConfig:
-        """Build the right config class from a dict written by :meth:`to_dict`.
-
-        Keys this version does not know are dropped with a warning; a bad value raises a
-        ``ValueError`` that starts with ``source``.
+        """The config class ``data["peft_type"]`` names, built from ``data`` (unknown keys
+        dropped with a warning; a bad value raises a ``ValueError`` starting with ``source``).
 
         Example:
             >>> from loretta import LorettaConfig, LorettaRepConfig
@@ -214,12 +201,9 @@ class LorettaConfig(PeftConfig):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike,
                         subfolder: str | None = None, **kwargs: Any) -> LorettaConfig:
-        """Read ``adapter_config.json`` from a local folder (a Hub id goes to PEFT's loader).
-
-        Raises:
-            FileNotFoundError: the folder has no ``adapter_config.json``.
-            ValueError: naming the file, for malformed JSON, another ``peft_type`` or a bad value.
-        """
+        """Read ``adapter_config.json`` from a local folder (a Hub id goes to PEFT's loader);
+        FileNotFoundError if it is missing, ValueError naming the file for malformed JSON,
+        another ``peft_type`` or a bad value."""
         folder = os.fspath(pretrained_model_name_or_path)
         folder = os.path.join(folder, subfolder) if subfolder else folder
         if not os.path.isdir(folder):

@@ -1,20 +1,20 @@
 """LoRETTA's tuner layers: PEFT ``BaseTunerLayer`` subclasses that own their adapters.
 
-Each layer wraps one module of the base model and keeps its adapters in a ``ModuleDict``
-keyed by adapter name (PEFT's ``adapter_layer_names``), so PEFT's machinery (``set_adapter``,
-``delete_adapter``, ``disable_adapter``, saving, ``merge_and_unload``, ``save_as_lora``) asks
-the layer which tensors belong to which adapter. The adapters are ``ttnet_nn`` modules, and the
-merge arithmetic lives there (:meth:`ttnet_nn.TTLoRAUpdate.merge_into`):
+Each layer wraps one module of the base model and keeps its adapters in a ``ModuleDict`` keyed
+by adapter name (PEFT's ``adapter_layer_names``), so PEFT asks the layer which tensors belong to
+which adapter. The adapters are ``ttnet_nn`` modules, which own the merge arithmetic. GPT-2's
+``Conv1D`` (weight ``(in, out)``) is recognised here and passed on as ``fan_in_fan_out``.
 
-* :class:`TTAdapterLayer` -- LoRETTA_adp: a :class:`ttnet_nn.TTAdapter` on the input or the
-  output of a linear layer.
-* :class:`TTLoRALayer` -- LoRETTA_rep: the frozen layer's output plus a
-  :class:`ttnet_nn.TTLoRAUpdate`; merges into the base weight and converts to LoRA.
-* :class:`TTPoolerLayer` -- the paper's SEQ_CLS pooler: the dense layer replaced, per adapter,
-  by a freshly initialised :class:`ttnet_nn.TTLinear`.
-
-transformers' GPT-2 ``Conv1D`` (weight stored ``(in, out)``) is recognised here and passed on
-as ``fan_in_fan_out``; ``ttnet_nn`` never sees transformers.
+Example:
+    >>> import torch
+    >>> from loretta import LorettaRepConfig
+    >>> from loretta.layer import TTLoRALayer
+    >>> layer = TTLoRALayer(torch.nn.Linear(16, 12))
+    >>> layer.update_layer("default", LorettaRepConfig(r=4, tensor_rank=2), "dense")
+    >>> layer.set_adapter("default")
+    >>> x = torch.randn(2, 16)
+    >>> torch.equal(layer(x), layer.base_layer(x))  # the update starts at zero
+    True
 """
 
 from __future__ import annotations
@@ -31,15 +31,12 @@ from transformers.pytorch_utils import Conv1D
 from ttnet_nn import TTAdapter, TTLinear, TTLoRAUpdate
 from ttnet_nn.presets import paper_pooler_shape
 
-from .config import LorettaAdpConfig, LorettaConfig
+from .config import LorettaConfig
 from .mapping import position_of
 
 
 def linear_features(module: nn.Module) -> tuple[int, int, bool]:
-    """Return ``(in_features, out_features, fan_in_fan_out)`` of a Linear or GPT-2 ``Conv1D``.
-
-    Raises:
-        TypeError: for any other module type.
+    """``(in_features, out_features, fan_in_fan_out)`` of a Linear or GPT-2 ``Conv1D``.
 
     Example:
         >>> import torch
@@ -56,15 +53,16 @@ def linear_features(module: nn.Module) -> tuple[int, int, bool]:
 
 
 def is_quantized(weight: torch.Tensor) -> bool:
-    """Whether ``weight`` is a tensor subclass (torchao, bitsandbytes), not a plain tensor.
-
-    Example:
-        >>> import torch
-        >>> from loretta.layer import is_quantized
-        >>> is_quantized(torch.nn.Linear(2, 2).weight)
-        False
-    """
+    """Whether ``weight`` is a tensor subclass (torchao, bitsandbytes), not a plain tensor."""
     return type(weight) not in (torch.Tensor, nn.Parameter)
+
+
+def quantized_error(layer: nn.Module) -> ValueError:
+    """The error for merging into a quantized base weight."""
+    return ValueError(
+        f"merge: the base weight is quantized ({type(layer.weight).__name__}); the TT update "
+        "cannot be added to it. Use merge_and_unload(dequantize=True) to merge into a "
+        "dequantized float weight, or keep the adapter unmerged")
 
 
 def tt_factors(module: nn.Module) -> dict[str, TTLinear]:
@@ -95,32 +93,28 @@ def replace_factor(module: nn.Module, name: str, factor: TTLinear) -> nn.Module:
 
 def build_adapter(config: LorettaConfig, kind: type[LorettaLayer], key: str, in_features: int,
                   out_features: int, device: torch.device | str | None = None) -> nn.Module:
-    """The adapter module ``kind`` holds for ``config`` at module ``key`` (float32, on ``device``).
-
-    Factors listed in ``config.tt_ranks`` get the ranks recorded there.
-    """
-    paper = config.preset == "paper"
+    """The adapter module a ``kind`` layer at module ``key`` holds for ``config`` (float32),
+    with the ranks ``config.tt_ranks`` records for its factors."""
     common = {"tt_rank": config.tensor_rank, "device": device}
+    shapes = "paper" if config.preset == "paper" else None
     if kind is TTPoolerLayer:
-        shapes = paper_pooler_shape(out_features) if paper else None
-        module = TTLinear(in_features, out_features, bias=True, shapes=shapes, **common)
+        pooler = paper_pooler_shape(out_features) if shapes else None
+        module = TTLinear(in_features, out_features, bias=True, shapes=pooler, **common)
     elif kind is TTAdapterLayer:
-        hidden = in_features if position_of(key, config.adapter_positions) == "input" \
-            else out_features
-        module = TTAdapter(hidden, config.bottleneck_size, non_linearity=config.non_linearity,
-                           dropout=config.adapter_dropout, scaling=config.scaling,
-                           shapes="paper" if paper else None, **common)
+        position = position_of(key, config.adapter_positions)
+        module = TTAdapter(in_features if position == "input" else out_features,
+                           config.bottleneck_size, non_linearity=config.non_linearity,
+                           dropout=config.adapter_dropout, scaling=config.scaling, shapes=shapes,
+                           **common)
     else:
         module = TTLoRAUpdate(in_features, out_features, r=config.r, lora_alpha=config.lora_alpha,
-                              dropout=config.lora_dropout, shapes="paper" if paper else None,
-                              **common)
+                              dropout=config.lora_dropout, shapes=shapes, **common)
     recorded = config.tt_ranks or {}
     for name, factor in tt_factors(module).items():
-        ranks = recorded.get(factor_key(key, name))
-        if ranks is not None:
+        if factor_key(key, name) in recorded:
             module = replace_factor(module, name, TTLinear(
                 factor.in_features, factor.out_features, bias=factor.bias is not None,
-                tt_rank=ranks, shapes=factor.layout, device=device))
+                tt_rank=recorded[factor_key(key, name)], shapes=factor.layout, device=device))
     if recorded:
         module.reset_parameters()
     return module
@@ -128,28 +122,23 @@ def build_adapter(config: LorettaConfig, kind: type[LorettaLayer], key: str, in_
 
 def check_sizes(config: LorettaConfig, kind: type[LorettaLayer], key: str, in_features: int,
                 out_features: int) -> None:
-    """Refuse sizes that do not fit module ``key`` -- before anything is allocated.
-
-    Builds the adapter on the ``meta`` device and checks the bottleneck (LoRA rank) against
-    the layer's width and every TT factor's ranks against what its bonds can use.
-
-    Raises:
-        ValueError: naming the field, the module and the bound.
+    """Refuse sizes that do not fit module ``key``, before anything is allocated: the
+    bottleneck (LoRA rank) against the layer's sizes, and every TT factor's ranks (built on the
+    ``meta`` device) against what its bonds can use. ValueError names field, module and bound.
     """
-    width = min(in_features, out_features)
     if kind is TTAdapterLayer and config.bottleneck_size > max(in_features, out_features):
         raise ValueError(f"bottleneck_size: expected at most {max(in_features, out_features)} "
                          f"(the width of {key}), received {config.bottleneck_size}")
-    if kind is TTLoRALayer and config.r > width:
-        raise ValueError(f"r: expected at most {width} (the smaller size of {key}, "
-                         f"{in_features}x{out_features}), received {config.r}")
+    if kind is TTLoRALayer and config.r > min(in_features, out_features):
+        raise ValueError(f"r: expected at most {min(in_features, out_features)} (the smaller "
+                         f"size of {key}, {in_features}x{out_features}), received {config.r}")
     module = build_adapter(config, kind, key, in_features, out_features, device="meta")
     for name, factor in tt_factors(module).items():
         modes = [math.prod(c.shape[1:-1]) for c in factor.cores]
         usable = max((min(math.prod(modes[:k]), math.prod(modes[k:]))
-                      for k in range(1, len(modes))), default=1)
+                      for k in range(1, len(modes))), default=config.tensor_rank)
         where = f"the {factor.in_features}x{factor.out_features} TT factor {factor_key(key, name)}"
-        if len(modes) > 1 and config.tensor_rank > usable:
+        if config.tensor_rank > usable:
             raise ValueError(f"tensor_rank: expected at most {usable} (no bond of {where} can "
                              f"use more), received {config.tensor_rank}")
         recorded = (config.tt_ranks or {}).get(factor_key(key, name), [])
@@ -158,26 +147,18 @@ def check_sizes(config: LorettaConfig, kind: type[LorettaLayer], key: str, in_fe
                              f"tensor_rank={config.tensor_rank}, received {recorded}")
 
 
-def quantized_error(layer: nn.Module) -> ValueError:
-    """The error for merging into a quantized base weight."""
-    return ValueError(
-        f"merge: the base weight is quantized ({type(layer.weight).__name__}); the TT update "
-        "cannot be added to it. Use merge_and_unload(dequantize=True) to merge into a "
-        "dequantized float weight, or keep the adapter unmerged")
+def held_adapters(model: nn.Module) -> list[str]:
+    """Names of the adapters the LoRETTA layers of ``model`` hold."""
+    return sorted({a for m in model.modules() if isinstance(m, LorettaLayer) for a in m.adapters})
 
 
 def _run(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Apply an adapter module in its own dtype and return the result in ``x``'s dtype."""
-    dtype = next(module.parameters()).dtype
-    return module(x.to(dtype)).to(x.dtype)
+    return module(x.to(next(module.parameters()).dtype)).to(x.dtype)
 
 
 class LorettaLayer(nn.Module, BaseTunerLayer):
-    """What the three LoRETTA layers share: the base layer and one container of adapters.
-
-    Args:
-        base_layer: The frozen module of the base model.
-    """
+    """What the three LoRETTA layers share: the base layer and one container of adapters."""
 
     def __init__(self, base_layer: nn.Module) -> None:
         super().__init__()
@@ -192,16 +173,12 @@ class LorettaLayer(nn.Module, BaseTunerLayer):
         return getattr(self, self.adapter_layer_names[0])
 
     def update_layer(self, adapter_name: str, config: LorettaConfig, key: str) -> None:
-        """Add adapter ``adapter_name`` described by ``config`` (this layer is module ``key``).
-
-        The new module sits on the base weight's device, in float32 (float64 under a float64
-        base), in the base layer's training mode; it stays frozen until it is activated.
-        """
-        reference = self.get_base_layer().weight
-        dtype = torch.float64 if reference.dtype == torch.float64 else torch.float32
+        """Add (frozen, inactive) adapter ``adapter_name`` of ``config`` to this layer, module
+        ``key``: on the base weight's device, float32 (float64 under a float64 base)."""
+        base = self.get_base_layer()
+        dtype = torch.float64 if base.weight.dtype == torch.float64 else torch.float32
         module = build_adapter(config, type(self), key, self.in_features, self.out_features)
-        self.adapters[adapter_name] = module.to(device=reference.device, dtype=dtype).train(
-            self.get_base_layer().training)
+        self.adapters[adapter_name] = module.to(base.weight.device, dtype).train(base.training)
         self.set_adapter(self.active_adapters)
 
     def _active(self) -> list[str]:
@@ -209,19 +186,7 @@ class LorettaLayer(nn.Module, BaseTunerLayer):
 
 
 class TTAdapterLayer(LorettaLayer):
-    """LoRETTA_adp around a linear layer: ``base(x)`` then adapter, or adapter then ``base``.
-
-    Example:
-        >>> import torch
-        >>> from loretta import LorettaAdpConfig
-        >>> from loretta.layer import TTAdapterLayer
-        >>> layer = TTAdapterLayer(torch.nn.Linear(16, 16))
-        >>> layer.update_layer("default", LorettaAdpConfig(bottleneck_size=4), "dense")
-        >>> layer.set_adapter("default")
-        >>> x = torch.randn(2, 16)
-        >>> torch.equal(layer(x), layer.base_layer(x))  # identity at initialisation
-        True
-    """
+    """LoRETTA_adp around a linear layer: ``base(x)`` then adapter, or adapter then ``base``."""
 
     adapter_layer_names = ("loretta_adp",)
     other_param_names = ("loretta_position",)
@@ -231,7 +196,7 @@ class TTAdapterLayer(LorettaLayer):
         self.loretta_adp = nn.ModuleDict()
         self.loretta_position: dict[str, str] = {}
 
-    def update_layer(self, adapter_name: str, config: LorettaAdpConfig, key: str) -> None:
+    def update_layer(self, adapter_name: str, config: LorettaConfig, key: str) -> None:
         """Add the adapter at the position ``config.adapter_positions`` gives ``key``."""
         self.loretta_position[adapter_name] = position_of(key, config.adapter_positions)
         super().update_layer(adapter_name, config, key)
@@ -242,7 +207,7 @@ class TTAdapterLayer(LorettaLayer):
                          "merged into the base weights; use LoRETTA_rep, or unload() to drop them")
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """Apply the base layer with the active adapters before or after it."""
+        """The base layer with the active adapters before or after it."""
         active = [] if self.disable_adapters else self._active()
         for name in active:
             if self.loretta_position[name] == "input":
@@ -257,21 +222,8 @@ class TTAdapterLayer(LorettaLayer):
 class TTLoRALayer(LorettaLayer):
     """LoRETTA_rep around a linear layer: ``base(x) + update(x)``; mergeable, LoRA-convertible.
 
-    Args:
-        base_layer: The frozen ``nn.Linear`` / ``Conv1D``.
-        fan_in_fan_out: The layout the config asked for; a value that contradicts the layer is
-            corrected with a warning (``None``: the layer's own).
-
-    Example:
-        >>> import torch
-        >>> from loretta import LorettaRepConfig
-        >>> from loretta.layer import TTLoRALayer
-        >>> layer = TTLoRALayer(torch.nn.Linear(16, 12))
-        >>> layer.update_layer("default", LorettaRepConfig(r=4, tensor_rank=2), "dense")
-        >>> layer.set_adapter("default")
-        >>> x = torch.randn(2, 16)
-        >>> torch.equal(layer(x), layer.base_layer(x))  # no-op at initialisation
-        True
+    ``fan_in_fan_out`` is what the config asked for; a value that contradicts the layer is
+    corrected with a warning (``None``: the layer's own layout).
     """
 
     adapter_layer_names = ("loretta_rep",)
@@ -290,9 +242,7 @@ class TTLoRALayer(LorettaLayer):
         if self.disable_adapters and self.merged:
             self.unmerge()
         y = self.base_layer(x, *args, **kwargs)
-        if self.disable_adapters or self.merged:
-            return y
-        for name in self._active():
+        for name in [] if self.disable_adapters or self.merged else self._active():
             y = y + _run(self.loretta_rep[name], x).to(y.dtype)
         return y
 
@@ -306,24 +256,19 @@ class TTLoRALayer(LorettaLayer):
 
     @torch.no_grad()
     def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
-        """Add the active (or the named) updates to the base weight.
-
-        Raises:
-            ValueError: the base weight is quantized, or (``safe_merge``) the sum is not finite.
-        """
+        """Add the active (or named) updates to the base weight; ValueError for a quantized
+        weight, or (``safe_merge``) for a non-finite result."""
         weight = self.get_base_layer().weight
         if is_quantized(weight):
             raise quantized_error(self)
         for name in check_adapters_to_merge(self, adapter_names):
-            if name not in self.loretta_rep:
-                continue
-            target = weight.detach().clone() if safe_merge else weight
-            self.loretta_rep[name].merge_into(target, self.fan_in_fan_out)
-            if safe_merge:
-                if not torch.isfinite(target).all():
+            if name in self.loretta_rep:
+                target = weight.detach().clone() if safe_merge else weight
+                self.loretta_rep[name].merge_into(target, self.fan_in_fan_out)
+                if safe_merge and not torch.isfinite(target).all():
                     raise ValueError(f"merge: adapter {name!r} gives a non-finite weight")
                 weight.copy_(target)
-            self.merged_adapters.append(name)
+                self.merged_adapters.append(name)
 
     @torch.no_grad()
     def unmerge(self) -> None:
@@ -336,17 +281,8 @@ class TTLoRALayer(LorettaLayer):
 class TTPoolerLayer(LorettaLayer):
     """The SEQ_CLS pooler's dense layer, replaced per adapter by a fresh TT layer with bias.
 
-    Merging copies the TT layer's dense weight and bias into the base layer (the originals
-    are kept for :meth:`unmerge`).
-
-    Example:
-        >>> import torch
-        >>> from loretta import LorettaAdpConfig
-        >>> from loretta.layer import TTPoolerLayer
-        >>> layer = TTPoolerLayer(torch.nn.Linear(16, 16))
-        >>> layer.update_layer("default", LorettaAdpConfig(task_type="SEQ_CLS"), "pooler.dense")
-        >>> type(layer.loretta_pooler["default"]).__name__
-        'TTLinear'
+    Merging copies the TT layer's dense weight and bias into the base layer (the originals are
+    kept for :meth:`unmerge`).
     """
 
     adapter_layer_names = ("loretta_pooler",)
@@ -369,23 +305,20 @@ class TTPoolerLayer(LorettaLayer):
     def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
         """Write the TT layer's dense weight and bias into the base layer."""
         names = [n for n in check_adapters_to_merge(self, adapter_names) if n in self.loretta_pooler]
-        if not names:
-            return
         base = self.get_base_layer()
-        if is_quantized(base.weight):
+        if names and is_quantized(base.weight):
             raise quantized_error(self)
-        tt = self.loretta_pooler[names[0]]
-        self._original = (base.weight.detach().clone(), base.bias.detach().clone())
-        base.weight.copy_(tt.dense_weight())
-        base.bias.copy_(tt.bias)
-        self.merged_adapters.append(names[0])
+        for name in names[:1]:
+            self._original = (base.weight.detach().clone(), base.bias.detach().clone())
+            base.weight.copy_(self.loretta_pooler[name].dense_weight())
+            base.bias.copy_(self.loretta_pooler[name].bias)
+            self.merged_adapters.append(name)
 
     @torch.no_grad()
     def unmerge(self) -> None:
         """Put the original weight and bias back."""
         if self.merged_adapters and self._original is not None:
-            base = self.get_base_layer()
-            base.weight.copy_(self._original[0])
-            base.bias.copy_(self._original[1])
+            self.get_base_layer().weight.copy_(self._original[0])
+            self.get_base_layer().bias.copy_(self._original[1])
             self.merged_adapters.clear()
             self._original = None

@@ -1,20 +1,12 @@
 """Where LoRETTA goes in each model family, and how module names are matched.
 
-Default placement (``preset=None``):
-
-* LoRETTA_adp, every family: one adapter on the output of the attention output projection and
-  one on the output of the feed-forward output projection of each layer (Houlsby's
-  placement; for the BERT family this is exactly the paper's placement).
-* LoRETTA_rep: PEFT's own LoRA defaults (``TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING``);
-  for the families PEFT's table lacks (phi3, distilbert), the attention query and value
-  projections, or the fused QKV projection.
-
-``preset="paper"`` reproduces the official code's adapter placement: the BERT family as above;
-decoders get three adapters per layer, all in the MLP (on the inputs of the gate and up
-projections, on the output of the down projection; families with fused or two-matrix MLPs get
-one on the input of the first and one on the output of the last).
-
-Any other model works with explicit ``target_modules``.
+Defaults (``preset=None``): LoRETTA_adp puts one adapter on the output of the attention output
+projection and one on the output of the feed-forward output projection of each layer
+(Houlsby's placement; the paper's for the BERT family); LoRETTA_rep takes PEFT's own LoRA
+defaults (and, for phi3 and distilbert, which PEFT's table lacks, the fused QKV or the query
+and value projections). ``preset="paper"`` puts a decoder's adapters where the official code
+does: all in the MLP, on the inputs of the gate and up projections and the output of the down
+projection. Any other model works with explicit ``target_modules``.
 """
 
 from __future__ import annotations

@@ -3,13 +3,9 @@
 Everything PEFT's wrapper does, it does (``print_trainable_parameters``, ``disable_adapter()``,
 ``add_adapter`` / ``set_adapter`` / ``delete_adapter``, ``merge_and_unload`` / ``unload``,
 ``peft.save_as_lora``), and the Trainer treats it as the PEFT model it is. On top:
-
-* ``save_pretrained`` replaces the adapter files as one atomic change (a killed save leaves the
-  old adapter or the new one, never a mix);
-* ``from_pretrained`` / ``load_adapter`` read ``adapter_config.json`` with errors that name the
-  file, and check every size before anything is allocated;
-* ``round_ranks`` (rank adaptation after training);
-* ``state_dict()`` is the adapter state only, which is what accelerate checkpoints.
+``save_pretrained`` is one atomic change; ``from_pretrained`` / ``load_adapter`` name the file
+in every error and check every size before allocating; ``round_ranks``; and ``state_dict()`` is
+the adapter state only (what accelerate checkpoints).
 """
 
 from __future__ import annotations
@@ -22,15 +18,14 @@ from peft import PeftModel
 from torch import nn
 
 from .config import LorettaConfig
-from .layer import LorettaLayer
+from .layer import held_adapters
 from .rank_adaptation import RankReport, round_ranks
 from .saving import WEIGHTS_NAME, check_file, save_adapters
 from .tuner import LorettaTuner, adapter_key_prefixes, check_adapter_name, under
 
 
 def _weights_file(model_id: str | os.PathLike, subfolder: str | None) -> str | None:
-    """The local weights file of a saved adapter (None for a Hub id); FileNotFoundError if
-    the folder exists without it."""
+    """The local weights file of a saved adapter (None for a Hub id)."""
     folder = os.path.join(os.fspath(model_id), subfolder or "")
     path = os.path.join(folder, WEIGHTS_NAME)
     if os.path.isdir(folder) and not os.path.isfile(path):
@@ -41,12 +36,10 @@ def _weights_file(model_id: str | os.PathLike, subfolder: str | None) -> str | N
 class LorettaModel(PeftModel):
     """A transformers model carrying LoRETTA adapters (see :func:`get_peft_model`).
 
-    Checkpoints: ``state_dict()`` is the adapter state, as PEFT's ``get_peft_model_state_dict``
-    selects it but with the adapter names in the keys: every tensor of every adapter (TT
-    factors, trained norms, heads, pooler, ``modules_to_save``) and the base biases that train,
-    never the frozen base model. ``load_state_dict`` takes such a dict, ``strict`` included.
-    accelerate's ``save_state`` / ``load_state`` thus checkpoint only the adapter (models with
-    tied weights included). The Trainer saves it with :meth:`save_pretrained`.
+    ``state_dict()`` is the adapter state (PEFT's selection, adapter names kept in the keys):
+    every tensor of every adapter and the base biases that train, never the frozen base model;
+    ``load_state_dict`` takes such a dict, ``strict`` included. So accelerate's ``save_state``
+    / ``load_state`` checkpoint only the adapter, tied-weight models included.
 
     Raises:
         TypeError: ``peft_config`` is not a LoRETTA config.
@@ -62,8 +55,6 @@ class LorettaModel(PeftModel):
         >>> model = get_peft_model(base, LorettaRepConfig(r=4, tensor_rank=2))
         >>> model.print_trainable_parameters()
         trainable params: 384 || all params: 25,120 || trainable%: 1.5287
-        >>> model(input_ids=torch.tensor([[1, 2, 3]])).logits.shape
-        torch.Size([1, 3, 64])
         >>> sorted(model.state_dict())[0]  # the adapter state, not the frozen base model
         'base_model.model.model.layers.0.self_attn.q_proj.loretta_rep.default.lora_A.cores.0'
         >>> model.load_state_dict(model.state_dict())
@@ -75,28 +66,22 @@ class LorettaModel(PeftModel):
         if not isinstance(peft_config, LorettaConfig):
             raise TypeError("peft_config: expected a LorettaAdpConfig or LorettaRepConfig, "
                             f"received {type(peft_config).__name__}")
-        held = sorted({a for m in model.modules() if isinstance(m, LorettaLayer)
-                       for a in m.adapters})
-        if held:
-            raise ValueError(f"model: carries LoRETTA adapters {held} already (it was wrapped "
-                             "before); wrap a fresh base model, or add another adapter with "
-                             "add_adapter(name, config) on the existing wrapper")
+        if held_adapters(model):
+            raise ValueError(f"model: carries LoRETTA adapters {held_adapters(model)} already (it "
+                             "was wrapped before); wrap a fresh base model, or add another "
+                             "adapter with add_adapter(name, config) on the existing wrapper")
         super().__init__(model, peft_config, adapter_name, **kwargs)
+        self.train(model.training)  # the wrapper reports the model's mode
         self.register_state_dict_post_hook(_keep_adapter_state)
         self.register_load_state_dict_post_hook(_frozen_base_is_not_missing)
 
     def add_adapter(self, adapter_name: str, peft_config: LorettaConfig, **kwargs: Any) -> None:
-        """Add a new, inactive adapter (PEFT's ``add_adapter``, the name checked first).
-
-        Raises:
-            ValueError: ``adapter_name`` is not letters, digits, ``_`` and ``-``.
-        """
+        """PEFT's ``add_adapter`` (a new, inactive adapter), the name checked first."""
         super().add_adapter(check_adapter_name(adapter_name), peft_config, **kwargs)
 
     def _adapter_keys(self, keys: list[str]) -> set[str]:
         """Which of ``keys`` (relative to this model) are adapter state."""
-        prefixes = adapter_key_prefixes(self)
-        out = {k for k in keys if under(k, prefixes)}
+        out = {k for k in keys if under(k, adapter_key_prefixes(self))}
         for config in self.peft_config.values():
             out.update(LorettaTuner._get_learnable_bias_state_dict(self, dict.fromkeys(keys),
                                                                     config))
@@ -108,21 +93,10 @@ class LorettaModel(PeftModel):
                         **kwargs: Any) -> None:
         """Write ``adapter_config.json`` and ``adapter_model.safetensors`` per adapter.
 
-        PEFT's layout: the adapter named ``"default"`` goes in ``save_directory`` itself, any
-        other adapter ``name`` in ``save_directory/name``. The whole save is one atomic change
-        of ``save_directory`` (:func:`loretta.atomic_folder.write_folder`); other files in it
-        are kept.
-
-        Args:
-            save_directory: Folder to write (created if missing).
-            safe_serialization: Must be True (safetensors).
-            selected_adapters: Names of the adapters to save; ``None`` saves all of them.
-            save_embedding_layers: As for PEFT.
-            is_main_process: Only the main process writes.
-            **kwargs: ``state_dict`` (the model's, e.g. gathered by the Trainer).
-
-        Raises:
-            ValueError: ``selected_adapters`` names an adapter this model does not have.
+        PEFT's layout (``"default"`` in ``save_directory``, any other adapter in a subfolder of
+        its name) and arguments (``state_dict`` among ``kwargs``); the save is one atomic
+        change of ``save_directory`` (:func:`ttnet.atomic_folder.write_folder`) that keeps
+        its other files. ValueError for an adapter name this model lacks.
 
         Example:
             >>> import tempfile, torch
@@ -147,33 +121,21 @@ class LorettaModel(PeftModel):
             if name not in self.peft_config:
                 raise ValueError(f"adapter_name: expected one of {sorted(self.peft_config)}, "
                                  f"received {name!r}")
-        if not is_main_process:
-            return
         state = kwargs.get("state_dict")
-        if state is None:  # the full state: PEFT picks embeddings from it where it saves them
+        if state is None:  # the full state: PEFT takes embeddings from it where it saves them
             state = {f"base_model.{k}": v for k, v in self.base_model.state_dict().items()}
-        save_adapters(self, save_directory, names, state_dict=state,
-                      save_embedding_layers=save_embedding_layers)
+        if is_main_process:
+            save_adapters(self, save_directory, names, state_dict=state,
+                          save_embedding_layers=save_embedding_layers)
 
     @classmethod
     def from_pretrained(cls, model: nn.Module, model_id: str | os.PathLike,
                         adapter_name: str = "default", is_trainable: bool = False,
                         config: LorettaConfig | None = None, **kwargs: Any) -> LorettaModel:
-        """Rebuild a saved adapter on ``model`` (a fresh base model of the same architecture).
-
-        Args:
-            model: The base transformers model.
-            model_id: Folder written by :meth:`save_pretrained`.
-            adapter_name: Name for the loaded adapter.
-            is_trainable: Keep it trainable (else ``inference_mode``: nothing trains).
-            config: The config to use instead of the folder's.
-            **kwargs: Passed to :meth:`load_adapter` (e.g. ``subfolder``).
-
-        Raises:
-            FileNotFoundError: naming the missing file.
-            ValueError: naming the file and field, or the tensor, when the saved adapter is
-                malformed or does not fit ``model``.
-        """
+        """Rebuild a saved adapter on ``model``, a fresh base model of the same architecture
+        (``is_trainable=False``: nothing trains). FileNotFoundError or ValueError naming the
+        file and field, or the tensor, when the folder is incomplete, malformed or does not
+        fit ``model``; ``kwargs`` go to :meth:`load_adapter` (e.g. ``subfolder``)."""
         if config is None:
             config = LorettaConfig.from_pretrained(model_id, subfolder=kwargs.get("subfolder"))
         _weights_file(model_id, kwargs.get("subfolder"))
@@ -184,19 +146,13 @@ class LorettaModel(PeftModel):
 
     def load_adapter(self, model_id: str | os.PathLike, adapter_name: str,
                      is_trainable: bool = False, **kwargs: Any) -> Any:
-        """Load a saved adapter as adapter ``adapter_name`` (created first if new).
-
-        The config is read and checked as in :meth:`from_pretrained`; the weights go through
-        PEFT's ``load_adapter`` once the file's header (names and shapes of all tensors) is
-        known to fit. The new adapter is not activated (PEFT's rule).
-
-        Raises:
-            FileNotFoundError: naming the missing file.
-            ValueError: naming the file and field or the tensor that does not fit.
-        """
+        """Load a saved adapter as (new, inactive) adapter ``adapter_name``: the config read and
+        checked as in :meth:`from_pretrained`, the weights file's header (names and shapes)
+        checked against the model, then PEFT's ``load_adapter``. A refused load leaves the
+        model as it was."""
         new = adapter_name not in self.peft_config
-        if new:
-            config = LorettaConfig.from_pretrained(model_id, subfolder=kwargs.get("subfolder"))
+        config = LorettaConfig.from_pretrained(model_id, subfolder=kwargs.get("subfolder")) \
+            if new else None
         path = _weights_file(model_id, kwargs.get("subfolder"))
         if new:
             config.inference_mode = not is_trainable
@@ -207,15 +163,14 @@ class LorettaModel(PeftModel):
             if path is not None:
                 check_file(self, adapter_name, path)
         except ValueError:
-            if new:  # leave the model as it was
+            if new:
                 self.delete_adapter(adapter_name)
             raise
         return super().load_adapter(model_id, adapter_name, is_trainable=is_trainable, **kwargs)
 
     def round_ranks(self, eps: float | None = None, max_rank: int | None = None,
                     inputs: dict[str, torch.Tensor] | None = None) -> RankReport:
-        """Re-round every TT factor of the active adapter
-        (:func:`loretta.rank_adaptation.round_ranks`)."""
+        """Round the active adapter's TT factors (:func:`loretta.rank_adaptation.round_ranks`)."""
         return round_ranks(self, self.active_adapter, eps=eps, max_rank=max_rank, inputs=inputs)
 
 
@@ -230,33 +185,20 @@ def _keep_adapter_state(module: LorettaModel, state_dict: dict[str, Any], prefix
 
 
 def _frozen_base_is_not_missing(module: LorettaModel, incompatible_keys: Any) -> None:
-    """``load_state_dict`` post-hook: the frozen base model is no part of the state.
-
-    The hook sees full keys (with the prefix of any module around this one, e.g. DDP's
-    ``module.``), so a key is the base model's when a dotted suffix of it is a frozen name.
-    """
+    """``load_state_dict`` post-hook: the frozen base model is no part of the state. Keys come
+    with the prefix of any module around this one (e.g. DDP's ``module.``), so a key is the
+    base model's when a dotted suffix of it is a frozen name."""
     every = [f"base_model.{k}" for k in module.base_model.state_dict(keep_vars=True)]
     frozen = set(every) - module._adapter_keys(every)
-
-    def is_frozen(key: str) -> bool:
-        parts = key.split(".")
-        return any(".".join(parts[i:]) in frozen for i in range(len(parts)))
-
     missing = incompatible_keys.missing_keys
-    missing[:] = [key for key in missing if not is_frozen(key)]
+    missing[:] = [key for key in missing if not any(
+        ".".join(key.split(".")[i:]) in frozen for i in range(key.count(".") + 1))]
 
 
 def get_peft_model(model: nn.Module, peft_config: LorettaConfig,
                    adapter_name: str = "default") -> LorettaModel:
-    """Wrap ``model`` with a LoRETTA adapter (the model is adapted in place).
-
-    ``peft.get_peft_model(model, peft_config)`` does the same through PEFT (and returns PEFT's
-    task-specific wrapper class).
-
-    Args:
-        model: A transformers model (built from a config or loaded with ``from_pretrained``).
-        peft_config: A :class:`~loretta.LorettaAdpConfig` or :class:`~loretta.LorettaRepConfig`.
-        adapter_name: Name of the first adapter.
+    """Wrap ``model`` (adapted in place) with a LoRETTA adapter; ``peft.get_peft_model`` does
+    the same through PEFT, returning PEFT's task-specific wrapper class.
 
     Example:
         >>> import torch

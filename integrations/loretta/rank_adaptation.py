@@ -1,11 +1,9 @@
 """Rank adaptation after training: re-round every TT factor of an adapter to smaller ranks.
 
-The paper tunes TT ranks between 2 and 32. After training, each TT factor of adapter
-``adapter_name`` (adapter down/up projections, LoRA A/B, the TT pooler) is recompressed with
-:func:`ttnet.rounding.round_cores` under an error bound ``eps`` and/or a rank cap ``max_rank``.
-The layers are asked for their factors; the new ranks are recorded in the adapter's config
-(``tt_ranks``), so the rounded adapter saves and loads like any other. The report gives the
-parameters saved, the largest relative error of a factor, and how much the output moved.
+The paper tunes TT ranks between 2 and 32. After training, each TT factor the layers hold for
+an adapter (adapter projections, LoRA A/B, the TT pooler) is recompressed with
+:func:`ttnet.rounding.round_cores` (``eps`` and/or ``max_rank``); the new ranks go into the
+adapter's config (``tt_ranks``), so the rounded adapter saves and loads like any other.
 """
 
 from __future__ import annotations
@@ -46,10 +44,9 @@ class RankReport:
         return self.params_before - self.params_after
 
 
-def _layers(model: nn.Module, adapter_name: str) -> list[tuple[str, LorettaLayer]]:
-    root = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return [(key, layer) for key, layer in root.named_modules()
-            if isinstance(layer, LorettaLayer) and adapter_name in layer.adapters]
+def _root(model: nn.Module) -> nn.Module:
+    """The transformers model (a PEFT wrapper's training flag need not be its model's)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _count(layers: list[tuple[str, LorettaLayer]], adapter_name: str) -> int:
@@ -90,15 +87,12 @@ def round_ranks(
     """Round every TT factor of adapter ``adapter_name`` of ``model`` in place.
 
     Args:
-        model: A PEFT model holding LoRETTA adapters (``loretta.LorettaModel`` or the one
-            ``peft.get_peft_model`` returns), or a transformers model they were loaded into.
+        model: A PEFT model holding LoRETTA adapters (from ``loretta`` or ``peft``), or a
+            transformers model they were loaded into.
         adapter_name: The adapter to round.
         eps: Relative Frobenius error allowed per factor (``ttnet``'s TT-SVD rule).
         max_rank: Largest TT rank per bond.
         inputs: Model inputs (keyword arguments) on which to measure the output change.
-
-    Returns:
-        A :class:`RankReport`; ``model.peft_config[adapter_name].tt_ranks`` holds the new ranks.
 
     Example:
         >>> import torch
@@ -117,9 +111,10 @@ def round_ranks(
     if eps is None and max_rank is None:
         raise ValueError("eps, max_rank: expected at least one of them, received neither")
     config = model.peft_config[adapter_name]
-    layers = _layers(model, adapter_name)
-    was_training = model.training
-    model.eval()
+    layers = [(key, layer) for key, layer in _root(model).named_modules()
+              if isinstance(layer, LorettaLayer) and adapter_name in layer.adapters]
+    was_training = _root(model).training
+    _root(model).eval()
     before = None
     ranks: dict[str, list[int]] = {}
     worst = 0.0
@@ -142,6 +137,6 @@ def round_ranks(
             after = _output(model, inputs)
             change = float(torch.linalg.vector_norm(after - before)
                            / torch.linalg.vector_norm(before))
-    model.train(was_training)
+    _root(model).train(was_training)
     factors = sum(len(tt_factors(layer.adapters[adapter_name])) for _, layer in layers)
     return RankReport(factors, params_before, _count(layers, adapter_name), worst, change)

@@ -1,11 +1,8 @@
-"""The files of a saved adapter, in PEFT's layout, and how they reach the disk.
+"""A saved adapter's files in PEFT's layout, written as one atomic change, and checked on load.
 
-Per adapter, ``adapter_config.json`` and ``adapter_model.safetensors`` (the adapter named
-``"default"`` in the folder itself, any other in a subfolder of its name). The tensors are
-PEFT's own selection (``peft.get_peft_model_state_dict``: the tuner layers' adapters, the
-``modules_to_save`` copies, trained biases) with the adapter name removed from the keys.
-Everything is written through :func:`loretta.atomic_folder.write_folder`, so a reader never
-sees a config beside weights of another save.
+Per adapter, ``adapter_config.json`` and ``adapter_model.safetensors`` (``"default"`` in the
+folder, any other adapter in a subfolder of its name) holding PEFT's own selection of tensors
+(``peft.get_peft_model_state_dict``), written by :func:`ttnet.atomic_folder.write_folder`.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ from peft import get_peft_model_state_dict
 from safetensors import safe_open
 from safetensors.torch import save
 
-from .atomic_folder import write_folder
+from ttnet.atomic_folder import write_folder
 from .config import CONFIG_NAME
 
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -28,11 +25,8 @@ PEFT_PREFIX = "base_model.model."
 
 
 def check_tensors(expected: Mapping[str, tuple], found: Mapping[str, tuple], source: str) -> None:
-    """Compare ``{key: shape}`` of a file with what the model expects; raise naming a tensor.
-
-    Raises:
-        ValueError: a tensor of ``found`` the model lacks or shapes otherwise, or one of
-            ``expected`` the file lacks.
+    """Compare a file's ``{key: shape}`` with what the model expects: ValueError naming a
+    tensor the model lacks or shapes otherwise, or one the file lacks.
 
     Example:
         >>> from loretta.saving import check_tensors
@@ -55,13 +49,9 @@ def check_tensors(expected: Mapping[str, tuple], found: Mapping[str, tuple], sou
 
 
 def check_file(model: Any, adapter_name: str, path: str) -> None:
-    """Check the tensors of the weights file at ``path`` against adapter ``adapter_name`` of
-    PEFT model ``model`` from the file's header alone (no tensor is read).
-
-    Raises:
-        ValueError: naming ``path``, for a file safetensors cannot parse, or naming a tensor
-            (see :func:`check_tensors`).
-    """
+    """Check the weights file at ``path`` against adapter ``adapter_name`` of PEFT model
+    ``model`` from its header alone (no tensor is read); ValueError naming ``path`` for a file
+    safetensors cannot parse, else as :func:`check_tensors`."""
     try:
         with safe_open(path, framework="pt") as fh:
             found = {k.removeprefix(PEFT_PREFIX): tuple(fh.get_slice(k).get_shape())
@@ -80,10 +70,9 @@ def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in state.items():
         value = value.detach().to("cpu").contiguous()
-        pointer = value.untyped_storage().data_ptr()
-        if pointer in seen and value.numel():
+        if value.untyped_storage().data_ptr() in seen and value.numel():
             value = value.clone()
-        seen.add(pointer)
+        seen.add(value.untyped_storage().data_ptr())
         out[key] = value
     return out
 
@@ -91,14 +80,8 @@ def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def adapter_files(model: Any, adapter_names: Sequence[str],
                   state_dict: dict[str, torch.Tensor] | None = None,
                   save_embedding_layers: str | bool = "auto") -> dict[str, bytes]:
-    """``{relative path: bytes}`` of the saved adapters of PEFT model ``model``.
-
-    Args:
-        model: A ``peft.PeftModel`` holding LoRETTA adapters.
-        adapter_names: The adapters to save.
-        state_dict: The model's state dict, when the caller has it (e.g. gathered under FSDP).
-        save_embedding_layers: As for ``PeftModel.save_pretrained``.
-    """
+    """``{relative path: bytes}`` of adapters ``adapter_names`` of PEFT model ``model``
+    (``state_dict`` and ``save_embedding_layers`` as for ``PeftModel.save_pretrained``)."""
     files = {}
     for name in adapter_names:
         folder = "" if name == "default" else name
@@ -117,5 +100,5 @@ def adapter_files(model: Any, adapter_names: Sequence[str],
 
 def save_adapters(model: Any, save_directory: str | os.PathLike, adapter_names: Sequence[str],
                   **kwargs: Any) -> None:
-    """Write the adapters into ``save_directory`` as one atomic change (see module doc)."""
+    """Write :func:`adapter_files` into ``save_directory`` as one atomic change."""
     write_folder(save_directory, adapter_files(model, adapter_names, **kwargs))

@@ -1,6 +1,6 @@
 """save_pretrained is one atomic change: real SIGKILLs never leave a mixed or lost adapter.
 
-The unit tests pin :func:`loretta.atomic_folder.write_folder`'s contract: entries it does not
+The unit tests pin :func:`ttnet.atomic_folder.write_folder`'s contract: entries it does not
 write survive as the same files, hostile paths and special files are refused with the target
 untouched, and staging folders of dead processes are swept.
 """
@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from loretta import LorettaModel, LorettaRepConfig, get_peft_model
-from loretta.atomic_folder import remove_stale_staging, write_folder
+from ttnet.atomic_folder import remove_stale_staging, write_folder
 from loretta.config import CONFIG_NAME
 from loretta.saving import WEIGHTS_NAME
 

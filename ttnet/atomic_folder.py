@@ -1,22 +1,15 @@
 """Write a set of files into a folder so that a reader sees the old folder or the new one.
 
-:func:`ttnet.atomic.atomic_write` makes one file atomic; an adapter is two files that must
-agree (``adapter_config.json`` and ``adapter_model.safetensors``, per adapter). Here the new
-folder is assembled beside the target and swapped in with one ``renameat2(RENAME_EXCHANGE)``:
-
-1. the new files are written as anonymous files (``O_TMPFILE``): a process killed while
-   writing leaves nothing behind, however large the files;
-2. a staging folder ``.tmp-<name>-<pid>-<hex>`` beside the target gets hard links to every
-   entry of the target this write does not replace (other adapters, a Trainer's files), then
-   the new files;
-3. the staging folder and the target are exchanged atomically; the staging name now holds the
-   old folder, which is removed (entries created in it meanwhile are moved over first).
-
-Only steps 2-3 (milliseconds) leave a staging folder if the process is killed; every later
-write into the same parent removes staging folders whose process is gone. Where the file
-system lacks ``O_TMPFILE`` or ``RENAME_EXCHANGE`` the files are written into the staging
-folder by name, or the target is renamed aside for the swap (a reader then finds no folder
-for a moment, never a mixed one).
+:func:`ttnet.atomic.atomic_write` makes one file atomic; a saved model is often several files
+that must agree (a config beside its weights). :func:`write_folder` writes the new files as
+anonymous files (``O_TMPFILE``: a process killed while writing leaves nothing), then builds a
+staging folder ``.tmp-<name>-<pid>-<hex>`` beside the target holding hard links to every entry
+it does not replace plus the new files, swaps it with the target in one
+``renameat2(RENAME_EXCHANGE)``, and removes the old folder. Only those last steps (under a
+millisecond) leave a staging folder when killed; later writes into the same parent remove
+staging folders whose process is gone. Without ``O_TMPFILE`` or ``RENAME_EXCHANGE`` (other
+file systems) the files are written by name, or the target is renamed aside for the swap (a
+reader then finds no folder for a moment, never a mixed one).
 """
 
 from __future__ import annotations
@@ -192,7 +185,7 @@ def write_folder(target: str | os.PathLike, files: Mapping[str, bytes]) -> None:
 
     Example:
         >>> import os, tempfile
-        >>> from loretta.atomic_folder import write_folder
+        >>> from ttnet.atomic_folder import write_folder
         >>> folder = os.path.join(tempfile.mkdtemp(), "adapter")
         >>> write_folder(folder, {"a.txt": b"1", "sub/b.txt": b"2"})
         >>> write_folder(folder, {"a.txt": b"3"})
