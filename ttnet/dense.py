@@ -16,10 +16,13 @@ which differentiates the chain by hand (two matrix products per core) instead of
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from ttnet._backend import array_ops
 
@@ -74,24 +77,35 @@ def matrices(cores: Sequence[Array], steps: Shapes) -> list[Array]:
                      zip(cores[1:], steps[1:]))]
 
 
-def chain(mats: Sequence[Array], steps: Shapes, keep: bool = False) -> tuple[Array, list[Array]]:
+MatMul = Callable[[Array, Array], Array]
+
+
+def chain(
+    mats: Sequence[Array], steps: Shapes, keep: bool = False, matmul: MatMul = operator.matmul
+) -> tuple[Array, list[Array]]:
     """Multiply the cores out left to right; return ``(P_d, prefixes)``.
 
     ``mats`` are the cores as matrices (:func:`matrices`). ``P_k`` is ``(p_1 ... p_k, r_k)``:
-    ``P_1`` is the first core, ``P_k = P_{k-1} @ G_k`` reshaped. With ``keep`` the prefixes
-    ``P_1, ..., P_{d-1}`` are returned too (what :func:`chain_backward` needs), else ``[]``.
+    ``P_1`` is the first core, ``P_k = P_{k-1} @ G_k`` reshaped (the last one is returned as
+    the product ``(p_1 ... p_{d-1}, p_d)``, the same entries in the same order). With ``keep``
+    the prefixes ``P_1, ..., P_{d-1}`` are returned too (what :func:`chain_backward` needs),
+    else ``[]``. ``matmul`` multiplies two matrices (torch passes ``torch.mm``).
     """
     res = mats[0]
     prefixes = []
-    for mat, (_, _, r2) in zip(mats[1:], steps[1:]):
+    last = len(mats) - 1
+    for k in range(1, last + 1):
         if keep:
             prefixes.append(res)
-        res = (res @ mat).reshape(-1, r2)
+        res = matmul(res, mats[k])
+        if k < last:
+            res = res.reshape(-1, steps[k][2])
     return res, prefixes
 
 
 def chain_backward(
-    grad: Array, mats: Sequence[Array], prefixes: Sequence[Array], steps: Shapes
+    grad: Array, mats: Sequence[Array], prefixes: Sequence[Array], steps: Shapes,
+    matmul: MatMul = operator.matmul, transposes: Sequence[Array] | None = None,
 ) -> list[Array]:
     """Gradients of the core matrices ``(r_{k-1}, p_k r_k)`` from the gradient of ``P_d``.
 
@@ -99,6 +113,8 @@ def chain_backward(
     ``dG_k = P_{k-1}^T dQ`` and ``dP_{k-1} = dQ G_k^T``; ``dG_1 = dP_1``. Two matrix products
     per core, nothing recorded. ``grad`` may have any shape with ``P_d``'s entries in order (as
     :func:`from_matrix` gives); the caller reshapes each gradient to its core's shape.
+    ``matmul`` multiplies two matrices; ``transposes``, where at hand, are the transposes of
+    ``mats`` (then none is taken here, and ``P_1^T`` is the first of them).
 
     Example:
         >>> import numpy as np
@@ -116,8 +132,12 @@ def chain_backward(
     grads: list[Array] = [None] * d
     for k in range(d - 1, 0, -1):
         dq = grad.reshape(-1, steps[k][1])
-        grads[k] = prefixes[k - 1].T @ dq
-        grad = dq @ mats[k].T
+        if transposes is None:
+            grads[k] = matmul(prefixes[k - 1].T, dq)
+            grad = matmul(dq, mats[k].T)
+        else:
+            grads[k] = matmul(transposes[0] if k == 1 else prefixes[k - 1].T, dq)
+            grad = matmul(dq, transposes[k])
     grads[0] = grad
     return grads
 
@@ -167,6 +187,36 @@ def build_spec(shapes: Shapes) -> BuildSpec:
     split = tuple(s[1] for s in shapes) + tuple(s[2] for s in shapes)
     size = (math.prod(split[:d]), math.prod(split[d:]))
     return BuildSpec(shapes, links(shapes), interleaved, perm, inverse, split, size)
+
+
+@lru_cache(maxsize=256)
+def reorder_index(shapes: Shapes, transpose: bool, inverse: bool = False) -> np.ndarray | None:
+    """The reordering of :func:`to_matrix` as a gather: flat positions, or None if it is none.
+
+    For TT-matrix cores of ``shapes``: ``index`` such that ``res.reshape(-1)[index]`` is ``W``
+    (``transpose=False``) or ``W.T`` (``True``), row-major, where ``res`` is the chain's result
+    in its interleaved order; with ``inverse``, the index of the way back (``W`` or ``W.T``
+    flattened, gathered into the chain's order). One gather of this kind reorders any layout in
+    one call and yields either orientation at the same cost. None where the gather would leave
+    every entry in place. Cached.
+
+    Example:
+        >>> reorder_index(((1, 2, 2, 1),), transpose=False) is None  # one core: W itself
+        True
+        >>> reorder_index(((1, 2, 2, 1),), transpose=True).tolist()  # its transpose
+        [0, 2, 1, 3]
+        >>> reorder_index(((1, 2, 1, 2), (2, 1, 2, 1)), transpose=False) is None  # rows, then cols
+        True
+    """
+    spec = build_spec(shapes)
+    d = len(shapes)
+    order = np.arange(math.prod(spec.size)).reshape(spec.interleaved)
+    matrix = order.transpose(tuple(range(0, 2 * d, 2)) + tuple(range(1, 2 * d, 2)))
+    matrix = matrix.reshape(spec.size)
+    index = np.ascontiguousarray(matrix.T if transpose else matrix).reshape(-1)
+    if np.array_equal(index, order.reshape(-1)):
+        return None
+    return np.argsort(index) if inverse else index
 
 
 class Product(NamedTuple):

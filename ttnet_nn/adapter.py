@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._checks import finite_real, positive_int, probability
+from ttnet import compute_dtype
+
+from ._branch import run_branch
+from ._checks import finite_real, layer_input, positive_int, probability
+from ._plans import BranchPlans
+from .activations import ACTIVATIONS
 from .linear import TTLinear
 
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "relu": F.relu,
-    "gelu": F.gelu,
-    "silu": F.silu,
-    "swish": F.silu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "identity": lambda x: x,
-}
+__all__ = ["ACTIVATIONS", "TTAdapter"]
 
 
 class TTAdapter(nn.Module):
@@ -92,6 +89,10 @@ class TTAdapter(nn.Module):
         factory = {"tt_rank": tt_rank, "dtype": dtype, "device": device}
         self.down = TTLinear(self.hidden_size, self.bottleneck_size, shapes=down_shapes, **factory)
         self.up = TTLinear(self.bottleneck_size, self.hidden_size, shapes=up_shapes, **factory)
+        act = ACTIVATIONS[non_linearity]
+        self._branch = BranchPlans()
+        self._stages = ({"bias": True, "map": None if non_linearity == "identity" else act},
+                        {"bias": True, "scale": self.scaling, "bias_scale": self.scaling})
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -112,11 +113,27 @@ class TTAdapter(nn.Module):
             self.up.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the adapter to ``x`` of shape ``(..., hidden_size)``."""
-        h = self.down(self.dropout(x) if isinstance(self.dropout, nn.Dropout) else x)
-        h = ACTIVATIONS[self.non_linearity](h)
-        update = self.up(h)
-        return x + (update if self.scaling == 1.0 else self.scaling * update)
+        """Apply the adapter to ``x`` of shape ``(..., hidden_size)``.
+
+        Where both projections run the dense route (:mod:`ttnet_nn._branch`), the whole
+        adapter is one autograd node; in eval mode without gradients it reuses the built
+        projections. The branch computes in :func:`ttnet.compute_dtype` and rounds once.
+        """
+        layer_input(x, self.hidden_size)
+        dropout = isinstance(self.dropout, nn.Dropout) and self.training
+        inputs = self.dropout(x) if dropout else x
+        y = run_branch(self._branch, (self.down, self.up), self._stages, x, inputs, not dropout,
+                       self.training)
+        if y is not None:
+            return x + y if dropout else y
+        wide = inputs.to(compute_dtype(inputs, self.down.cores[0]))
+        update = self.up(ACTIVATIONS[self.non_linearity](self.down(wide)))
+        branch = update if self.scaling == 1.0 else self.scaling * update
+        return (x.to(branch.dtype) + branch).to(x.dtype)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> TTAdapter:
+        self._branch.clear()  # .to(), .cuda(), .half() ...: the parameters move
+        return super()._apply(fn, recurse)
 
     def extra_repr(self) -> str:
         """Sizes, activation and scaling."""

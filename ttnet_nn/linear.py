@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ttnet import (
@@ -19,6 +18,7 @@ from ttnet import (
     default_cost_model,
     round_cores,
 )
+from ttnet._torch_products import run_products
 
 from ._checks import layer_input, positive_int, rank_spec
 from ._plans import LayerPlans
@@ -195,35 +195,22 @@ class TTLinear(nn.Module):
 
     def _core_list(self) -> list[torch.Tensor]:
         """The cores, read without ``ParameterList``'s slow iteration where that is safe."""
-        stored = self.cores._parameters
-        if len(stored) == len(self.cores):  # no parametrization or wrapper moved one away
+        cores = self._modules["cores"]
+        stored = cores._parameters
+        if len(stored) == len(cores):  # no parametrization or wrapper moved one away
             return list(stored.values())
-        return list(self.cores)
+        return list(cores)
 
-    def _expression(self, cores: list[torch.Tensor], x: torch.Tensor, rows: int) -> Any:
-        """The plan for these cores, rows and the input's device (kept per row count)."""
-        model = self.cost_model or default_cost_model(x.device.type)
-        return self._plans.expression(self._layout.expression, cores, rows, model)
+    def _entry(self, cores: list[torch.Tensor], rows: int, model: CostModel) -> tuple[Any, ...]:
+        """The cached plan entry for ``rows`` (:meth:`ttnet_nn._plans.LayerPlans.entry`), with
+        a one-node dense route where the layout runs its expression as it is (not padded)."""
+        padded = getattr(self._layout, "plan", None) is not None and self._layout.plan.is_padded
+        return self._plans.entry(self._layout.expression, cores, rows, model,
+                                 None if padded else self.bias is not None)
 
-    def stage(self, x: torch.Tensor) -> tuple[Any, list[torch.Tensor]] | None:
-        """``(expression, cores)`` of this layer's product for inputs with ``x``'s rows, for
-        :func:`ttnet.expression.evaluate_sequence`; None where the forward is more than one
-        planned product (a bias, zero padding, a layout that does not split, hooks to run).
-
-        :class:`ttnet_nn.TTLoRAUpdate` runs ``B (A x)`` this way, as one autograd node.
-
-        Example:
-            >>> layer = TTLinear(64, 8, bias=False)
-            >>> expression, cores = layer.stage(torch.randn(3, 64))
-            >>> expression.info.rows, len(cores)
-            (3, 2)
-        """
-        if (self.bias is not None or self._forward_hooks or self._forward_pre_hooks
-                or getattr(self._layout, "plan", None) is not None and self._layout.plan.is_padded):
-            return None
-        cores = self._core_list()
-        expression = self._expression(cores, x, operator.index(math.prod(x.shape[:-1])))
-        return None if expression is None else (expression, cores)
+    def _matrix(self, cores: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The eval-mode matrix ``V`` (``in x out``, compute dtype), built once per core state."""
+        return self._plans.matrix(self._layout.dense, cores, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the layer to ``x`` of shape ``(..., in_features)``."""
@@ -233,16 +220,32 @@ class TTLinear(nn.Module):
         # depends on the row count), so the plan lookup gets a plain int
         rows = operator.index(x.numel() // self.in_features)
         model = self.cost_model or default_cost_model(x.device.type)
-        inference = not (self.training or torch.is_grad_enabled() or torch.compiler.is_compiling())
-        if inference and self._plans.prefers_weight(self._layout.expression, cores, rows, model):
-            weight = self._plans.weight(self._layout.dense, cores, x)  # eval: built once
-            bias = self.bias
-            if bias is not None and bias.dtype != weight.dtype:
-                bias = bias.to(weight.dtype)
-            y = F.linear(x if x.dtype == weight.dtype else x.to(weight.dtype), weight, bias)
-        else:
+        if torch.compiler.is_compiling():
             expression = self._plans.expression(self._layout.expression, cores, rows, model)
             y = self._layout.forward(cores, x, self.bias, expression)
+            return y if y.dtype == x.dtype else y.to(x.dtype)
+        _, _, expression, prefer, _, single = self._entry(cores, rows, model)
+        bias = self.bias
+        if not (self.training or torch.is_grad_enabled()) and prefer:
+            v = self._matrix(cores, x)  # eval: built once
+            x2 = x.reshape(-1, self.in_features)
+            if x2.dtype != v.dtype:
+                x2 = x2.to(v.dtype)
+            if bias is None:
+                y = torch.mm(x2, v)
+            else:
+                y = torch.addmm(bias if bias.dtype == v.dtype else bias.to(v.dtype), x2, v)
+            y = y.view(*x.shape[:-1], self.out_features)
+        elif single is not None and expression.info.executor == "dense":
+            tensors = cores if bias is None else [*cores, bias]
+            dtype = compute_dtype(x, cores[0])
+            if x.dtype != dtype or any(t.dtype != dtype for t in tensors):
+                tensors = [t.to(dtype) for t in tensors]
+                y = run_products(single, x.to(dtype), tensors)
+            else:
+                y = run_products(single, x, tensors)
+        else:
+            y = self._layout.forward(cores, x, bias, expression)
         return y if y.dtype == x.dtype else y.to(x.dtype)
 
     def train(self, mode: bool = True) -> TTLinear:
@@ -251,7 +254,7 @@ class TTLinear(nn.Module):
         return super().train(mode)
 
     def _apply(self, fn: Any, recurse: bool = True) -> TTLinear:
-        self._plans.drop_weight()  # .to(), .cuda(), .half() ...: the parameters move
+        self._plans = LayerPlans()  # .to(), .cuda(), .half() ...: the parameters move
         return super()._apply(fn, recurse)
 
     def dense_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -317,11 +320,11 @@ class TTLinear(nn.Module):
         flat = [c.reshape(c.shape[0], -1, c.shape[-1]) for c in old]
         new, error = round_cores(flat, eps=eps, max_rank=max_rank)
         self.cores = nn.ParameterList(
-            nn.Parameter(core.reshape(core.shape[0], *c.shape[1:-1], core.shape[-1]).to(c.dtype),
-                         requires_grad=c.requires_grad)
+            nn.Parameter(core.reshape(core.shape[0], *c.shape[1:-1], core.shape[-1])
+                         .to(c.dtype).contiguous(), requires_grad=c.requires_grad)
             for core, c in zip(new, old)
         )
-        self._plans.drop_weight()
+        self._plans = LayerPlans()
         return float(error)
 
     @classmethod

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ttnet import compute_dtype
-from ttnet.expression import evaluate_sequence
 
+from ._branch import run_branch
 from ._checks import finite_real, layer_input, positive_int, probability
+from ._plans import BranchPlans
 from .linear import TTLinear
-
-
-def _global_hooks() -> bool:
-    """Whether module hooks are registered globally (then the factors are called as modules)."""
-    from torch.nn.modules import module
-
-    return bool(module._global_forward_hooks or module._global_forward_pre_hooks)
 
 
 def _split_shapes(shapes: object) -> tuple[object, object]:
@@ -88,6 +83,8 @@ class TTLoRAUpdate(nn.Module):
         factory = {"bias": False, "tt_rank": tt_rank, "dtype": dtype, "device": device}
         self.lora_A = TTLinear(self.in_features, self.r, shapes=a_shapes, **factory)
         self.lora_B = TTLinear(self.r, self.out_features, shapes=b_shapes, **factory)
+        self._branch = BranchPlans()
+        self._stages = ({"scale": self.scaling}, {})
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -105,18 +102,27 @@ class TTLoRAUpdate(nn.Module):
             self.lora_B.cores[-1].zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The update for ``x`` of shape ``(..., in_features)``: shape ``(..., out_features)``."""
+        """The update for ``x`` of shape ``(..., in_features)``: shape ``(..., out_features)``.
+
+        Where both factors run the dense route (:mod:`ttnet_nn._branch`), ``s B (A x)`` is one
+        autograd node; in eval mode without gradients it reuses the built factors.
+        """
+        layer_input(x, self.in_features)
+        inputs = x
         if isinstance(self.lora_dropout, nn.Dropout):  # an nn.Identity is skipped, not called
-            x = self.lora_dropout(x)
-        if (self.training or torch.is_grad_enabled()) and not torch.compiler.is_compiling():
-            layer_input(x, self.in_features)
-            a, b = self.lora_A.stage(x), self.lora_B.stage(x)
-            if a is not None and b is not None and not _global_hooks():
-                # B (A x) as one sequence: a single autograd node where both build their weight
-                y = evaluate_sequence([(*a, self.scaling), (*b, 1.0)], x)
-                return y if y.dtype == x.dtype else y.to(x.dtype)
-        # scaling applied to the r-wide intermediate (B has no bias): one small multiply
-        return self.lora_B(self.lora_A(x) * self.scaling)
+            inputs = self.lora_dropout(x)
+        y = run_branch(self._branch, (self.lora_A, self.lora_B), self._stages, x, inputs,
+                       False, self.training)
+        if y is not None:
+            return y
+        # factor by factor, in the compute dtype between them; the scaling on the r-wide
+        # intermediate (B has no bias): one small multiply
+        h = self.lora_A(inputs.to(compute_dtype(inputs, self.lora_A.cores[0])))
+        return self.lora_B(h * self.scaling).to(x.dtype)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> TTLoRAUpdate:
+        self._branch.clear()  # .to(), .cuda(), .half() ...: the parameters move
+        return super()._apply(fn, recurse)
 
     def delta_weight(self, fan_in_fan_out: bool = False) -> torch.Tensor:
         """The update as a dense matrix ``scaling * B @ A``, in the parameters' dtype.
