@@ -131,7 +131,8 @@ def _plan(
     spec = dense.build_spec(shapes)
     size_m, size_n = spec.size
     in_size, out_size = (size_n, size_m) if kind == "matvec" else (size_m, size_n)
-    build = build_cost(shapes)
+    # the dense route builds x's matrix (in, out) contiguous: W.T (matvec) or W (rmatvec)
+    build = build_cost(shapes, dense.reorder_index(shapes, kind == "matvec") is not None)
     product = _matmul_cost(rows, in_size, out_size)
     dense_cost = fused(build + product)  # one node on torch, its backward written out
     common = (equation, build.flops, build.flops + product.flops)

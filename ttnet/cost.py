@@ -120,19 +120,23 @@ def copy_cost(size: int) -> Cost:
     return Cost(0, 0, 2 * size, 1)
 
 
-def build_cost(shapes: tuple[tuple[int, ...], ...]) -> Cost:
-    """Work of building ``W`` from TT-matrix cores, core by core, and reordering it once.
+def build_cost(shapes: tuple[tuple[int, ...], ...], reorder: bool = True) -> Cost:
+    """Work of building ``W`` from TT-matrix cores, core by core, and, with ``reorder``,
+    gathering its entries into the matrix's order once (where the chain's interleaved order is
+    not already it).
 
     Example:
         >>> build_cost(((1, 2, 3, 4), (4, 5, 6, 1))).flops  # (6, 4) @ (4, 30)
         1440
+        >>> build_cost(((1, 2, 3, 4), (4, 5, 6, 1)), reorder=False).calls  # the product alone
+        1
     """
     cost = NO_COST
     prefix = shapes[0][1] * shapes[0][2]
     for r, m, n, r2 in shapes[1:]:
         cost += matmul_cost(prefix, r, m * n * r2)
         prefix *= m * n
-    if len(shapes) > 1:  # (i1 j1 i2 j2 ...) -> (i1 i2 ... j1 j2 ...), one copy
+    if reorder:  # (i1 j1 i2 j2 ...) -> (j1 j2 ... i1 i2 ...), one gather
         cost += copy_cost(prefix)
     return cost
 

@@ -21,10 +21,12 @@ from torch.nn.modules import module as _module
 
 from ttnet import compute_dtype, default_cost_model
 from ttnet._torch_products import run_products
-from ttnet.cost import NO_COST
+from ttnet.cost import NO_COST, copy_cost
 
 from ._plans import BranchPlans, products_plan
 from .linear import TTLinear
+
+_WIDE = (torch.float32, torch.float64)
 
 
 def hooked(*modules: torch.nn.Module) -> bool:
@@ -32,8 +34,11 @@ def hooked(*modules: torch.nn.Module) -> bool:
     if (_module._global_forward_hooks or _module._global_forward_pre_hooks
             or _module._global_backward_hooks or _module._global_backward_pre_hooks):
         return True
-    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
-               or m._backward_pre_hooks for m in modules)
+    for m in modules:
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or \
+                m._backward_pre_hooks:
+            return True
+    return False
 
 
 def run_branch(
@@ -45,8 +50,8 @@ def run_branch(
     Args:
         plans: The module's cache.
         factors: The TT layers in order; their biases are used where a stage asks for one.
-        stages: Per factor the :class:`ttnet._torch.Stage` options (``bias``, ``scale``,
-            ``bias_scale``, ``map``).
+        stages: Per factor the :class:`ttnet._torch_products.Stage` options (``bias``,
+            ``scale``, ``bias_scale``, ``map``).
         x: The module's input (its shape and dtype are the output's).
         inputs: What the first factor reads (``x``, or ``x`` after dropout).
         residual: Whether ``inputs`` (then ``x`` itself) is added to the result.
@@ -72,13 +77,14 @@ def run_branch(
     plan = plans.get(key, tensors + held, lambda: _plan(factors, stages, cores, key))
     if plan is None:
         return None
-    dtype = compute_dtype(inputs, tensors[0])
-    if inputs.dtype != dtype or not all(t.dtype == dtype for t in tensors):
+    dtype = inputs.dtype
+    if dtype not in _WIDE or not all(t.dtype == dtype for t in tensors):
+        dtype = compute_dtype(inputs, *tensors)
         inputs = inputs.to(dtype)
         tensors = [t.to(dtype) for t in tensors]
     weights = None
     if inference:
-        weights = [f._matrix(own, inputs) for f, own in zip(factors, cores)]
+        weights = [f._matrix(own, dtype) for f, own in zip(factors, cores)]
     y = run_products(plan, inputs, tensors, weights)
     return y if y.dtype == x.dtype else y.to(x.dtype)
 
@@ -91,7 +97,8 @@ def _plan(factors: Sequence[TTLinear], stages: Sequence[dict[str, Any]],
     Inference: where every factor reuses its built matrix (its plan models one product with it
     no slower than its TT network). Training: where the cost model puts the whole branch as one
     node (each factor's dense route, one recorded call in all) no slower than each factor on
-    its own cheaper route.
+    its own cheaper route plus the pass over each factor's output (bias, activation, scale or
+    residual) that the node folds into its products.
     """
     rows, inference, residual, kind = key
     models = [f.cost_model or default_cost_model(kind) for f in factors]
@@ -105,7 +112,8 @@ def _plan(factors: Sequence[TTLinear], stages: Sequence[dict[str, Any]],
         infos = [e[2].info for e in entries]
         together = sum((i.dense_cost for i in infos), NO_COST)._replace(calls=1)
         apart = sum(min(m.seconds(i.tt_cost), m.seconds(i.dense_cost))
-                    for i, m in zip(infos, models))
+                    + m.seconds(copy_cost(rows * f.out_features))
+                    for i, m, f in zip(infos, models, factors))
         if models[0].seconds(together) > apart:
             return None
     return products_plan([e[4] for e in entries], stages, residual)

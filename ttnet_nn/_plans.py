@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ttnet import CostModel, compute_dtype
+from ttnet import CostModel
 from ttnet._torch_products import Factor, ProductsPlan, Stage, factor
 
 #: Row counts whose plans a layer keeps (then it starts again).
@@ -77,14 +77,15 @@ class LayerPlans:
 
     def matrix(
         self, build: Callable[[list[torch.Tensor]], torch.Tensor], cores: list[torch.Tensor],
-        x: torch.Tensor,
+        dtype: torch.dtype,
     ) -> torch.Tensor:
-        """``V = build(cores in the compute dtype).T`` (contiguous, ``in x out``), rebuilt only
-        when a core changed. ``build`` returns the dense weight ``(out, in)``."""
-        dtype = compute_dtype(x, cores[0])
+        """``V = build(cores in dtype).T`` (contiguous, ``in x out``), rebuilt only when a core
+        changed. ``build`` returns the dense weight ``(out, in)``."""
         # .to() and .cuda() drop the matrix (TTLinear._apply); any other new storage moves the
         # address, any in-place write the version
-        key = (dtype, *((c.data_ptr(), c._version) for c in cores))
+        key = [dtype]
+        for c in cores:
+            key += (c.data_ptr(), c._version)
         cached = self._weight
         if cached is None or cached[0] != key:
             weight = build([c.to(dtype) for c in cores]).T.contiguous()

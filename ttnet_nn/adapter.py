@@ -120,10 +120,11 @@ class TTAdapter(nn.Module):
         projections. The branch computes in :func:`ttnet.compute_dtype` and rounds once.
         """
         layer_input(x, self.hidden_size)
-        dropout = isinstance(self.dropout, nn.Dropout) and self.training
-        inputs = self.dropout(x) if dropout else x
-        y = run_branch(self._branch, (self.down, self.up), self._stages, x, inputs, not dropout,
-                       self.training)
+        modules = self._modules  # not through nn.Module.__getattr__: this runs every step
+        dropout = self.training and isinstance(modules["dropout"], nn.Dropout)
+        inputs = modules["dropout"](x) if dropout else x
+        y = run_branch(self._branch, (modules["down"], modules["up"]), self._stages, x, inputs,
+                       not dropout, self.training)
         if y is not None:
             return x + y if dropout else y
         wide = inputs.to(compute_dtype(inputs, self.down.cores[0]))

@@ -208,9 +208,9 @@ class TTLinear(nn.Module):
         return self._plans.entry(self._layout.expression, cores, rows, model,
                                  None if padded else self.bias is not None)
 
-    def _matrix(self, cores: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """The eval-mode matrix ``V`` (``in x out``, compute dtype), built once per core state."""
-        return self._plans.matrix(self._layout.dense, cores, x)
+    def _matrix(self, cores: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+        """The eval-mode matrix ``V`` (``in x out``) in ``dtype``, built once per core state."""
+        return self._plans.matrix(self._layout.dense, cores, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the layer to ``x`` of shape ``(..., in_features)``."""
@@ -227,7 +227,7 @@ class TTLinear(nn.Module):
         _, _, expression, prefer, _, single = self._entry(cores, rows, model)
         bias = self.bias
         if not (self.training or torch.is_grad_enabled()) and prefer:
-            v = self._matrix(cores, x)  # eval: built once
+            v = self._matrix(cores, compute_dtype(x, cores[0]))  # eval: built once
             x2 = x.reshape(-1, self.in_features)
             if x2.dtype != v.dtype:
                 x2 = x2.to(v.dtype)

@@ -108,11 +108,13 @@ class TTLoRAUpdate(nn.Module):
         autograd node; in eval mode without gradients it reuses the built factors.
         """
         layer_input(x, self.in_features)
+        modules = self._modules  # not through nn.Module.__getattr__: this runs every step
         inputs = x
-        if isinstance(self.lora_dropout, nn.Dropout):  # an nn.Identity is skipped, not called
-            inputs = self.lora_dropout(x)
-        y = run_branch(self._branch, (self.lora_A, self.lora_B), self._stages, x, inputs,
-                       False, self.training)
+        dropout = modules["lora_dropout"]
+        if self.training and isinstance(dropout, nn.Dropout):  # else the identity: not called
+            inputs = dropout(x)
+        y = run_branch(self._branch, (modules["lora_A"], modules["lora_B"]), self._stages, x,
+                       inputs, False, self.training)
         if y is not None:
             return y
         # factor by factor, in the compute dtype between them; the scaling on the r-wide
