@@ -383,15 +383,10 @@ def _r_factor(a: Array) -> Array:
     if array_api_compat.is_numpy_array(a):
         return np.linalg.qr(a, mode="r")
     if array_api_compat.is_torch_array(a):
-        return _torch_r_factor(a)
+        from ttnet._torch import r_factor  # torch is already imported: a is a tensor
+
+        return r_factor(a)
     return array_api_compat.array_namespace(a).linalg.qr(a, mode="reduced")[1]
-
-
-def _torch_r_factor(a: Array) -> Array:
-    """torch-specific: ``torch.linalg.qr(mode="r")`` (the array API has no R-only mode)."""
-    import torch  # already imported: a is a torch tensor
-
-    return torch.linalg.qr(a, mode="r")[1]
 
 
 def eigh(a: Array) -> tuple[Array, Array]:

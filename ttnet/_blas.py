@@ -3,7 +3,7 @@
 Kept apart from :mod:`ttnet._backend` (dispatch, checks, the small linear-algebra shim):
 these are the few places where the kernels of :mod:`ttnet._kernels` need more than the array
 API offers — numpy's ``out=`` and torch's ``addmm`` — to avoid a slab-sized temporary per
-call. The torch-specific code is in the two ``_torch_*`` functions at the end.
+call. The torch-specific code is in :mod:`ttnet._torch`.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ def residual_squares(x: Array, f: Array, y: Array, work: Array | None = None) ->
         np.subtract(x, d, out=d)
         return sum_squares(d)
     if array_api_compat.is_torch_array(x):
-        return _torch_sum_squares(_torch_residual(x, f, y, work))
+        from ttnet import _torch  # torch is already imported: x is a tensor
+
+        return _torch.sum_squares(_torch.residual(x, f, y, work))
     return sum_squares(x - f @ y)
 
 
@@ -92,22 +94,10 @@ def sum_squares(a: Array) -> float:
         flat = a.reshape(-1)
         return float(np.vdot(flat, flat).real)
     if array_api_compat.is_torch_array(a):
-        return _torch_sum_squares(a)
+        from ttnet._torch import sum_squares as torch_sum_squares  # a is a tensor
+
+        return torch_sum_squares(a)
     xp = array_api_compat.array_namespace(a)
     flat = xp.reshape(a, (-1,))
     return float(xp.real(xp.vecdot(flat, flat)))
 
-
-def _torch_residual(x: Array, f: Array, y: Array, work: Array | None) -> Array:
-    """torch-specific: ``x - f @ y`` in one BLAS call (``addmm``, beta = 1)."""
-    import torch  # already imported: x is a torch tensor
-
-    return torch.addmm(x, f, y, alpha=-1, out=work)
-
-
-def _torch_sum_squares(a: Array) -> float:
-    """torch-specific: ``sum(|a|**2)`` by one dot product."""
-    import torch  # already imported: a is a torch tensor
-
-    flat = a.reshape(-1)
-    return float(torch.vdot(flat, flat).real) if flat.is_complex() else float(flat @ flat)

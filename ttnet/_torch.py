@@ -7,7 +7,8 @@ imports torch. What is here: :class:`TorchOps`, torch's own ``tensordot``, ``per
 ``torch.compile``, which cannot trace the private call, and where this torch lacks it); the
 device kind that selects a cost model; and the dense route, which runs as one autograd node
 with a written-out backward (:mod:`ttnet._torch_products`) where a gradient is needed outside
-``torch.compile`` (which traces the plain operations and fuses them itself).
+``torch.compile`` (which traces the plain operations and fuses them itself); and the TT-SVD's
+torch kernels (R-only QR, the residual in one BLAS call, sums of squares by one dot product).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ttnet import dense
 from ttnet._backend import ArrayOps
 from ttnet._torch_products import ProductsPlan, Stage, factor, run_products
 
-__all__ = ["TorchOps"]
+__all__ = ["TorchOps", "r_factor", "residual", "sum_squares"]
 
 
 @lru_cache(maxsize=256)
@@ -87,3 +88,20 @@ class TorchOps(ArrayOps):
         tensors = [c for _, own in stages for c in own]
         return run_products(plan, x, tensors if bias is None else [*tensors, bias])
 
+
+
+def r_factor(a: torch.Tensor) -> torch.Tensor:
+    """``torch.linalg.qr(mode="r")``'s ``r`` (the array API has no R-only mode)."""
+    return torch.linalg.qr(a, mode="r")[1]
+
+
+def residual(x: torch.Tensor, f: torch.Tensor, y: torch.Tensor,
+             work: torch.Tensor | None) -> torch.Tensor:
+    """``x - f @ y`` in one BLAS call (``addmm``, beta = 1), into ``work`` when given."""
+    return torch.addmm(x, f, y, alpha=-1, out=work)
+
+
+def sum_squares(a: torch.Tensor) -> float:
+    """``sum(|a|**2)`` by one dot product."""
+    flat = a.reshape(-1)
+    return float(torch.vdot(flat, flat).real) if flat.is_complex() else float(flat @ flat)
