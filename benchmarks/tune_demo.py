@@ -7,10 +7,11 @@ same 2,000 training sentences and evaluates on those 1,000 left-over sentences (
 that a default is chosen on its mean over seeds and not on one lucky run of the held-out set.
 
 Each candidate is ``METHOD[:FIELD=VALUE,...]`` with fields of
-:class:`loretta.experiment.ExperimentConfig` (``lr``, ``bottleneck``, ``tensor_rank``,
-``train_norms``, ``tt_pooler``, ``non_linearity``, ...). One table row per candidate: trainable
-parameters, mean and standard deviation of the development accuracy, and the accuracy of every
-seed.
+:class:`loretta.demo.experiment.ExperimentConfig` (``lr``, ``max_steps``, ...) or of
+:class:`loretta.demo.methods.Settings` (``bottleneck``, ``tensor_rank``, ``train_norms``,
+``tt_pooler``, ``non_linearity``, ...). One table row per candidate: trainable parameters, mean
+and standard deviation of the development accuracy, and the accuracy of every seed. (The study,
+``loretta-train --study``, chooses learning rates the same way for every method at once.)
 
 Usage::
 
@@ -29,11 +30,14 @@ import torch
 
 
 def parse_candidate(text: str) -> tuple[str, dict[str, object]]:
-    """Split ``METHOD:FIELD=VALUE,...`` into the method and typed config overrides."""
-    from loretta.experiment import ExperimentConfig
+    """Split ``METHOD:FIELD=VALUE,...`` into the method and typed overrides (config and
+    settings fields together)."""
+    from loretta.demo.experiment import ExperimentConfig
+    from loretta.demo.methods import Settings
 
     method, _, rest = text.partition(":")
-    types = {f.name: f.type for f in dataclasses.fields(ExperimentConfig)}
+    types = {f.name: f.type for cls in (ExperimentConfig, Settings) for f in dataclasses.fields(cls)
+             if f.name != "settings"}
     overrides: dict[str, object] = {}
     for item in filter(None, rest.split(",")):
         name, _, value = item.partition("=")
@@ -65,26 +69,30 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    from loretta.demo.data import development_set, load_corpus, split_examples
+    from loretta.demo.experiment import ExperimentConfig, Workbench, run_experiment
+    from loretta.demo.methods import Settings
     from transformers.utils import logging
 
-    from loretta.data import fetch_polarity, load_polarity, split_examples
-    from loretta.experiment import ExperimentConfig, run_experiment
-
     logging.set_verbosity_error()
-    pairs = load_polarity(fetch_polarity())
-    train, rest = split_examples(pairs, 2000, len(pairs) - 2000, seed=0)
-    development = rest[1000:]  # rest[:1000] is the demo's held-out set
+    pairs = load_corpus("polarity")
+    train, _ = split_examples(pairs, 2000, 1000, seed=0)
+    development = development_set(pairs, 2000, 1000, 1000, seed=0)  # not the held-out set
+    bench = Workbench(args.model, 64, progress=False)
+    config_fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
     print(f"tune_demo: {len(train)} training / {len(development)} development sentences, "
           f"seeds {args.seeds}, {args.threads} thread(s)", flush=True)
     rows = []
     for text in args.candidates:
         method, overrides = parse_candidate(text)
+        settings = Settings(**{k: v for k, v in overrides.items() if k not in config_fields})
         accuracies, params = [], 0
         for seed in args.seeds:
             config = ExperimentConfig(
-                model=args.model, methods=(method,), seed=seed, progress=False, **overrides
+                model=args.model, methods=(method,), seed=seed, settings=settings,
+                **{k: v for k, v in overrides.items() if k in config_fields},
             )
-            (result,) = run_experiment(config, train, development)
+            (result,) = run_experiment(config, train, development, bench=bench)
             accuracies.append(result.accuracy)
             params = result.trainable_params
             print(f"  {text} seed {seed}: {result.accuracy:.4f}", flush=True)

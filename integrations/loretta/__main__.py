@@ -1,5 +1,5 @@
-"""``python -m loretta``: the same as the ``loretta-train`` command (see :mod:`loretta.cli`)."""
+"""``python -m loretta``: the same as the ``loretta-train`` command (see :mod:`loretta.demo.cli`)."""
 
-from loretta.cli import main
+from loretta.demo.cli import main
 
 raise SystemExit(main())

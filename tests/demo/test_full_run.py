@@ -1,9 +1,13 @@
-"""The full-size default run and its targets (issue 5). Slow: run with `make test-slow`.
+"""The full-size runs: the default comparison, the study, the multitask experiment, SmolLM2.
 
-`make test` leaves these out (`-m "not slow"`); `make test-slow` (or
+Slow: `make test` leaves them out (`-m "not slow"`); `make test-slow` (or
 `.venv/bin/python -m pytest -m slow tests/demo`) runs them. On one thread of a 2-core CPU the
-default MiniLM run takes about 7-8 minutes and the SmolLM2 run about 14; wall time is printed,
-not asserted.
+default run takes about 6-8 minutes, SmolLM2 about 14, the multitask experiment about 1-3 hours
+and the study (18 methods, 5 seeds, 3 learning-rate candidates on the development set) 4-8
+hours, depending on what else the machine runs; `--jobs 2` halves the study on an idle 2-core
+machine. Wall times are printed, not asserted (``benchmarks/RESULTS.md`` records them). The
+study test asserts the issue's targets, so it fails where the study misses them; the tables in
+RESULTS.md say which.
 """
 
 from __future__ import annotations
@@ -12,13 +16,12 @@ import json
 import time
 
 import pytest
-
-from loretta.cli import main
+from loretta.demo.cli import main
 
 pytestmark = pytest.mark.slow
 
 
-def test_default_run_meets_the_targets(tmp_path, capsys):
+def test_default_run(tmp_path, capsys):
     start = time.perf_counter()
     assert main(["--threads", "1", "--output-dir", str(tmp_path)]) == 0
     seconds = time.perf_counter() - start
@@ -26,12 +29,38 @@ def test_default_run_meets_the_targets(tmp_path, capsys):
     rows = {row["method"]: row for row in report["results"]}
     with capsys.disabled():
         print(f"\ndefault run: {seconds:.0f} s\n{(tmp_path / 'results.txt').read_text()}")
-    adp, rep, lora, head = (rows[name] for name in ("loretta_adp", "loretta_rep", "lora", "head"))
+    adp, rep, lora, lora_r2, head = (
+        rows[name] for name in ("loretta_adp", "loretta_rep", "lora", "lora_r2", "head"))
     assert lora["trainable_params"] == 74_498
-    assert adp["accuracy"] >= 0.75
-    assert adp["accuracy"] >= lora["accuracy"] - 0.01
     assert adp["trainable_params"] <= lora["trainable_params"] / 3
+    assert abs(lora_r2["trainable_params"] / adp["trainable_params"] - 1) <= 0.25
+    assert adp["accuracy"] >= 0.75
     assert rep["accuracy"] >= head["accuracy"] + 0.03
+
+
+def test_full_study_meets_the_targets(tmp_path, capsys):
+    assert main(["--study", "--threads", "1", "--jobs", "2", "--output-dir", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "study.json").read_text())
+    with capsys.disabled():
+        print(f"\nstudy: {summary['wall_seconds']:.0f} s\n{(tmp_path / 'study.md').read_text()}")
+    assert len(summary["methods"]) >= 17
+    assert all(len(row["accuracies"]) == 5 for row in summary["methods"])
+    missed = [t for t in summary["targets"] if t["met"] is False]
+    assert not missed, missed
+
+
+def test_full_multitask_run(tmp_path, capsys):
+    assert main(["--experiment", "multitask", "--threads", "1", "--output-dir",
+                 str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "multitask.json").read_text())
+    with capsys.disabled():
+        print(f"\nmultitask: {summary['wall_seconds']:.0f} s\n"
+              f"{(tmp_path / 'multitask.md').read_text()}")
+    rows = {row["method"]: row for row in summary["methods"]}
+    assert list(rows) == ["loretta_adp", "loretta_rep", "lora", "full"]
+    assert all(len(row["per_seed"]) == 3 for row in rows.values())
+    # every method learns every task it is trained on (chance is 0.5)
+    assert all(acc > 0.6 for row in rows.values() for acc in row["after_own_training"].values())
 
 
 def test_smollm2_default_run_meets_the_target(tmp_path, capsys):

@@ -1,12 +1,15 @@
-"""The demo's outputs: a text table, a JSON file and two PNG plots of the results.
+"""The default comparison's outputs: a text table, a JSON file and two PNG plots.
+
+Every file is written atomically (:mod:`ttnet.atomic`); :func:`write_outputs` is called after
+each method, so an interrupted run keeps every finished method.
 
 Example:
-    >>> from loretta.experiment import MethodResult
-    >>> from loretta.report import format_table
+    >>> from loretta.demo.experiment import MethodResult
+    >>> from loretta.demo.report import format_table
     >>> row = MethodResult("head", 770, 0.66, 10.0, 2.0, 125, 2e-3, [0.7, 0.6])
     >>> print(format_table([row]))
-    method        trainable params  held-out acc  seconds  s/step
-    head                       770        0.6600     12.0  0.0800
+    method                trainable params  held-out acc  seconds  s/step
+    head                               770        0.6600     12.0  0.0800
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ttnet.atomic import atomic_write
+from ttnet.atomic import atomic_open, atomic_write
 
-from loretta.experiment import MethodResult
+from .experiment import MethodResult
 
-__all__ = ["format_table", "plot_accuracy", "plot_losses", "write_json", "write_outputs"]
+__all__ = ["format_table", "new_figure", "plot_accuracy", "plot_losses", "save_figure",
+           "write_json", "write_outputs"]
 
 _HEADER = ("method", "trainable params", "held-out acc", "seconds", "s/step")
-_WIDTHS = (12, 18, 14, 9, 8)
+_WIDTHS = (20, 18, 14, 9, 8)
 
 
 def format_table(results: Sequence[MethodResult]) -> str:
@@ -76,11 +80,18 @@ def write_json(path: Path, results: Sequence[MethodResult], settings: dict[str, 
     atomic_write(path, text)
 
 
-def _figure() -> Any:
+def new_figure(size: tuple[float, float] = (6.4, 4.4)) -> Any:
+    """A matplotlib figure (no pyplot state) and its axes."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6.4, 4.4), layout="constrained")
+    figure = Figure(figsize=size, layout="constrained")
     return figure, figure.subplots()
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """Write a matplotlib figure as PNG atomically (no half-written image is ever visible)."""
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=110)
 
 
 def plot_accuracy(path: Path, results: Sequence[MethodResult], *, title: str = "") -> None:
@@ -94,13 +105,13 @@ def plot_accuracy(path: Path, results: Sequence[MethodResult], *, title: str = "
 
     Example:
         >>> import tempfile, pathlib
-        >>> from loretta.experiment import MethodResult
+        >>> from loretta.demo.experiment import MethodResult
         >>> out = pathlib.Path(tempfile.mkdtemp()) / "accuracy.png"
         >>> plot_accuracy(out, [MethodResult("head", 770, 0.66, 1.0, 1.0, 1, 1e-3)])
         >>> out.stat().st_size > 0
         True
     """
-    figure, axes = _figure()
+    figure, axes = new_figure()
     for row in results:
         if row.trainable_params:
             axes.scatter(row.trainable_params, row.accuracy, s=50, zorder=3)
@@ -115,7 +126,7 @@ def plot_accuracy(path: Path, results: Sequence[MethodResult], *, title: str = "
     if any(not row.trainable_params for row in results):
         axes.legend(loc="lower right")
     axes.set_title(title or "Accuracy against trainable parameters")
-    figure.savefig(path, dpi=110)
+    save_figure(figure, path)
 
 
 def _smooth(values: Sequence[float], window: int) -> list[float]:
@@ -138,13 +149,13 @@ def plot_losses(path: Path, results: Sequence[MethodResult], *, title: str = "")
 
     Example:
         >>> import tempfile, pathlib
-        >>> from loretta.experiment import MethodResult
+        >>> from loretta.demo.experiment import MethodResult
         >>> out = pathlib.Path(tempfile.mkdtemp()) / "loss.png"
         >>> plot_losses(out, [MethodResult("head", 770, 0.66, 1.0, 1.0, 2, 1e-3, [0.7, 0.6])])
         >>> out.stat().st_size > 0
         True
     """
-    figure, axes = _figure()
+    figure, axes = new_figure()
     for row in results:
         if not row.losses:
             continue
@@ -157,7 +168,7 @@ def plot_losses(path: Path, results: Sequence[MethodResult], *, title: str = "")
     if any(row.losses for row in results):
         axes.legend()
     axes.set_title(title or "Training loss")
-    figure.savefig(path, dpi=110)
+    save_figure(figure, path)
 
 
 def write_outputs(
