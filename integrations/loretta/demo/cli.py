@@ -175,8 +175,13 @@ def prepare_output_dir(path: Path) -> Path:
     return path
 
 
+def _given(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` when the option was not given (never for a falsy value)."""
+    return default if value is None else value
+
+
 def _resolve_methods(args: argparse.Namespace, causal: bool) -> tuple[str, ...]:
-    methods = args.methods or _DEFAULT_METHODS.get((args.experiment, causal), ())
+    methods = _given(args.methods, _DEFAULT_METHODS.get((args.experiment, causal), ()))
     if methods == ("all",):
         methods = CAUSAL_METHODS if causal else tuple(m for m in METHODS if m != "zero_shot")
     if args.full and "full" not in methods:
@@ -219,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not text.isdigit() or int(text) < 1:
             parser.error(f"$TTNET_NUM_THREADS must be an integer >= 1, received {text!r}")
         threads = int(text)
-    output_dir = args.output_dir or Path("runs") / f"{args.experiment}-{Path(args.model).name}"
+    output_dir = _given(args.output_dir, Path("runs") / f"{args.experiment}-{Path(args.model).name}")
     try:
         return _run(args, threads, output_dir)
     except KeyboardInterrupt:
@@ -279,8 +284,8 @@ def _compare(args: argparse.Namespace, methods: tuple[str, ...], settings: Setti
     causal = bench.spec.causal
     config = ExperimentConfig(
         model=args.model, methods=methods,
-        train_size=args.train_size or (960 if causal else 2000),
-        eval_size=args.eval_size or (500 if causal else 1000), epochs=args.epochs,
+        train_size=_given(args.train_size, 960 if causal else 2000),
+        eval_size=_given(args.eval_size, 500 if causal else 1000), epochs=args.epochs,
         max_steps=args.max_steps, batch_size=args.batch_size, max_length=args.max_length,
         lr=args.lr, seed=args.seed, settings=settings)
     train, held_out = split_examples(corpora["polarity"], config.train_size, config.eval_size,
@@ -309,8 +314,9 @@ def _study(args: argparse.Namespace, methods: tuple[str, ...], settings: Setting
     from .summaries import write_study_outputs
 
     config = StudyConfig(
-        model=args.model, methods=methods, seeds=args.seeds or 5, select_seeds=args.select_seeds,
-        train_size=args.train_size or 2000, eval_size=args.eval_size or 1000,
+        model=args.model, methods=methods, seeds=_given(args.seeds, 5),
+        select_seeds=args.select_seeds, train_size=_given(args.train_size, 2000),
+        eval_size=_given(args.eval_size, 1000),
         dev_size=args.dev_size, batch_size=args.batch_size, max_length=args.max_length,
         epochs=args.epochs, max_steps=args.max_steps, settings=settings, jobs=args.jobs,
         threads=threads)
@@ -325,10 +331,11 @@ def _multitask(args: argparse.Namespace, methods: tuple[str, ...], settings: Set
     from .summaries import write_multitask_outputs
 
     base = MultitaskConfig()
-    tasks = tuple(replace(task, train_size=min(task.train_size, args.train_size or math.inf),
-                          eval_size=min(task.eval_size, args.eval_size or math.inf))
+    tasks = tuple(replace(task, train_size=min(task.train_size, _given(args.train_size, math.inf)),
+                          eval_size=min(task.eval_size, _given(args.eval_size, math.inf)))
                   for task in base.tasks)
-    config = replace(base, model=args.model, methods=methods, seeds=args.seeds or 3, tasks=tasks,
+    config = replace(base, model=args.model, methods=methods, seeds=_given(args.seeds, 3),
+                     tasks=tasks,
                      batch_size=args.batch_size, max_length=args.max_length,
                      max_steps=args.max_steps, lr=args.lr, settings=settings, jobs=args.jobs,
                      threads=threads)
