@@ -16,13 +16,13 @@ from loretta.demo.multitask import head_parameters
 def test_small_multitask_run_writes_json_table_and_plot(tmp_path, capsys):
     out = tmp_path / "multitask"
     assert main(["--experiment", "multitask", "--methods", "loretta_rep,lora_r1", "--seeds", "2",
-                 "--train-size", "16", "--eval-size", "24", "--max-steps", "2", "--lr", "2e-3",
+                 "--train-size", "16", "--eval-size", "16", "--batch-size", "8", "--lr", "2e-3",
                  "--output-dir", str(out)]) == 0
     summary = json.loads((out / "multitask.json").read_text())
     assert summary["tasks"] == ["polarity", "uncertainty", "spam"]
     assert summary["settings"]["corpus_labels"]["spam"] == ["spam", "ham"]
     sizes = {t["name"]: (t["train_size"], t["eval_size"]) for t in summary["settings"]["tasks"]}
-    assert sizes == {"polarity": (16, 24), "uncertainty": (16, 24), "spam": (16, 24)}
+    assert sizes == {"polarity": (16, 16), "uncertainty": (16, 16), "spam": (16, 16)}
     rows = {row["method"]: row for row in summary["methods"]}
     assert list(rows) == ["loretta_rep", "lora_r1"]
     for row in rows.values():

@@ -14,7 +14,7 @@ from loretta.demo.cli import main
 from loretta.demo.study import LR_FACTORS, lr_candidates
 
 ARGS = ["--study", "--methods", "loretta_adp,lora", "--seeds", "2", "--select-seeds", "1",
-        "--train-size", "32", "--eval-size", "48", "--dev-size", "32", "--max-steps", "2"]
+        "--train-size", "16", "--eval-size", "32", "--dev-size", "24", "--batch-size", "8"]
 
 
 def test_small_study_survives_ctrl_c_resumes_and_writes_json_table_and_plot(tmp_path, capsys):
