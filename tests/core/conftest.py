@@ -32,12 +32,14 @@ def einsum_full(cores):
     return np.einsum(",".join(terms) + "->" + "".join(sym(k) for k in range(d)), *cores)
 
 
-def einsum_dense(cores):
+def einsum_dense(cores, einsum=np.einsum):
+    """``W`` (rows x cols) of TT-matrix cores by one einsum call (``torch.einsum`` keeps it
+    differentiable): independent of the code under test."""
     d = len(cores)
     sym = opt_einsum.get_symbol
     terms = [sym(2 * d + k) + sym(k) + sym(d + k) + sym(2 * d + k + 1) for k in range(d)]
     out = "".join(sym(k) for k in range(d)) + "".join(sym(d + k) for k in range(d))
-    w = np.einsum(",".join(terms) + "->" + out, *cores)
+    w = einsum(",".join(terms) + "->" + out, *cores)
     return w.reshape(math.prod(c.shape[1] for c in cores), -1)
 
 

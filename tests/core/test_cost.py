@@ -24,11 +24,13 @@ def test_matmul_cost_by_hand():
 
 
 def test_build_cost_by_hand():
-    """(6 x 20) TT matrix from cores (1,2,4,2), (2,3,5,1): one (8,2)@(2,15) product, one copy."""
+    """(6 x 20) TT matrix from cores (1,2,4,2), (2,3,5,1): one (8,2)@(2,15) product, one gather."""
     shapes = ((1, 2, 4, 2), (2, 3, 5, 1))
     product = Cost(2 * 8 * 2 * 15, 2 * 8 * 2 * 15 * 8 // 2, 8 * 2 + 2 * 15 + 8 * 15, 1)
     assert build_cost(shapes) == product + Cost(0, 0, 2 * 120, 1)
-    assert build_cost(((1, 3, 4, 1),)) == Cost(0, 0, 0, 0)  # a single core is W
+    assert build_cost(shapes, reorder=False) == product  # the chain's order is already it
+    assert build_cost(((1, 3, 4, 1),), reorder=False) == Cost(0, 0, 0, 0)  # one core is W
+    assert build_cost(((1, 3, 4, 1),)) == Cost(0, 0, 2 * 12, 1)  # W.T: one gather
 
 
 def test_seconds_by_hand_and_linear_in_the_counts():

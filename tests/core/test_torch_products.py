@@ -3,25 +3,13 @@ against plain autograd of an einsum reference (gradcheck in float64, float32 aga
 over layouts that need a gather and ones that do not, every option of a stage, partial
 gradients, and the caches (views of the cores, indices) under in-place edits and new storage."""
 
-import math
 
-import opt_einsum
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from ttnet._torch_products import Factor, ProductsPlan, Stage, run_products
 from ttnet.dense import build_spec
-
-
-def dense_w(cores):
-    """``W`` (rows x cols) of TT-matrix cores by one torch.einsum (differentiable)."""
-    d = len(cores)
-    sym = opt_einsum.get_symbol
-    terms = [sym(2 * d + k) + sym(k) + sym(d + k) + sym(2 * d + k + 1) for k in range(d)]
-    out = "".join(sym(k) for k in range(d)) + "".join(sym(d + k) for k in range(d))
-    w = torch.einsum(",".join(terms) + "->" + out, *cores)
-    return w.reshape(math.prod(c.shape[1] for c in cores), -1)
 
 
 class Tanh:
@@ -67,13 +55,13 @@ FACTORS = {
 }
 
 
-def _reference(stages, residual, x, tensors, specs):
+def _reference(ref, stages, residual, x, tensors, specs):
     """The plan's formula with autograd through einsum."""
     h, at = x, 0
     for stage, (shapes, matvec, _) in zip(stages, specs):
         cores = [t.reshape(s) for t, s in zip(tensors[at:], shapes)]
         at += len(shapes)
-        w = dense_w(cores)
+        w = ref.einsum_dense(cores, torch.einsum)
         a = stage.scale * (h @ (w.T if matvec else w))
         if stage.bias:
             a = a + stage.bias_scale * tensors[at]
@@ -115,20 +103,20 @@ CASES = [
 
 
 @pytest.mark.parametrize(("names", "options", "residual"), CASES)
-def test_gradcheck_against_the_formula(names, options, residual):
+def test_gradcheck_against_the_formula(names, options, residual, ref):
     plan, specs, x, tensors = _case(names, options, residual)
     stages = plan.stages
     inputs = [x.requires_grad_(), *(t.requires_grad_() for t in tensors)]
     assert torch.autograd.gradcheck(lambda x, *t: run_products(plan, x, t), inputs)
     y = run_products(plan, x, tensors)
     assert y.grad_fn.name() == "ProductsBackward"
-    torch.testing.assert_close(y, _reference(stages, residual, x, tensors, specs))
+    torch.testing.assert_close(y, _reference(ref, stages, residual, x, tensors, specs))
     with torch.no_grad():  # plain forward, no node
         torch.testing.assert_close(run_products(plan, x, tensors), y.detach())
 
 
 @pytest.mark.parametrize(("names", "options", "residual"), CASES[4:])
-def test_float32_forward_and_backward_against_float64(names, options, residual):
+def test_float32_forward_and_backward_against_float64(names, options, residual, ref):
     plan, specs, x64, t64 = _case(names, options, residual)
     x32 = x64.float().requires_grad_()
     t32 = [t.float().requires_grad_() for t in t64]
@@ -136,7 +124,7 @@ def test_float32_forward_and_backward_against_float64(names, options, residual):
     for t in t64:
         t.requires_grad_()
     y32 = run_products(plan, x32, t32)
-    y64 = _reference(plan.stages, residual, x64, t64, specs)
+    y64 = _reference(ref, plan.stages, residual, x64, t64, specs)
     torch.testing.assert_close(y32.double(), y64, rtol=1e-5, atol=1e-5)
     grad = torch.randn(y64.shape, dtype=torch.float64)
     y32.backward(grad.float())
@@ -146,7 +134,7 @@ def test_float32_forward_and_backward_against_float64(names, options, residual):
         torch.testing.assert_close(a.grad.double(), b.grad, rtol=1e-4, atol=1e-5)
 
 
-def test_partial_gradients_and_inputs_of_any_rank():
+def test_partial_gradients_and_inputs_of_any_rank(ref):
     """Frozen cores get no gradient (and cost none); a 3-D input and an expanded output
     gradient (from a sum) work."""
     plan, specs, x, tensors = _case(["down", "up"], [{"scale": 2.0}, {}], False,
@@ -159,19 +147,19 @@ def test_partial_gradients_and_inputs_of_any_rank():
     y.sum().backward()
     assert all(t.grad is None for t in frozen)
     reference = [t.detach().clone().requires_grad_() for t in trained]
-    _reference(plan.stages, False, x, [*frozen, *reference], specs).sum().backward()
+    _reference(ref, plan.stages, False, x, [*frozen, *reference], specs).sum().backward()
     for a, b in zip(trained, reference):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_core_views_follow_in_place_edits_and_new_storage():
+def test_core_views_follow_in_place_edits_and_new_storage(ref):
     plan, specs, x, tensors = _case(["down", "up_paper"], [{}, {}], False,
                                     dtype=torch.float32)
     first = run_products(plan, x, tensors)
     with torch.no_grad():
         tensors[1].mul_(3.0)  # the cached view shows it
     torch.testing.assert_close(run_products(plan, x, tensors),
-                               _reference(plan.stages, False, x, tensors, specs))
+                               _reference(ref, plan.stages, False, x, tensors, specs))
     fresh = [t.clone() for t in tensors]
     fresh[0].zero_()  # new storage: viewed anew
     assert run_products(plan, x, fresh).abs().max() == 0
@@ -181,7 +169,7 @@ def test_core_views_follow_in_place_edits_and_new_storage():
     with torch.no_grad():
         odd[2].mul_(-1.0)
     torch.testing.assert_close(run_products(plan, x, odd),
-                               _reference(plan.stages, False, x, odd, specs))
+                               _reference(ref, plan.stages, False, x, odd, specs))
     assert not torch.allclose(first, run_products(plan, x, odd))
 
 
@@ -200,12 +188,13 @@ def test_edits_between_forward_and_backward_and_double_backward_raise():
         torch.autograd.grad(run_products(plan, x, cores).sum(), x, create_graph=True)
 
 
-def test_apply_with_built_matrices_equals_the_forward():
+def test_apply_with_built_matrices_equals_the_forward(ref):
     plan, specs, x, tensors = _case(["down", "up"], [{"bias": True, "map": Tanh()},
                                                      {"bias": True, "scale": 0.5}], True)
     weights, at = [], 0
     for (shapes, matvec, _), stage in zip(specs, plan.stages):
-        w = dense_w([t.reshape(s) for t, s in zip(tensors[at:], shapes)])
+        w = ref.einsum_dense([t.reshape(s) for t, s in zip(tensors[at:], shapes)],
+                             torch.einsum)
         weights.append((w.T if matvec else w).contiguous())
         at += len(shapes) + stage.bias
     torch.testing.assert_close(run_products(plan, x, tensors, weights),

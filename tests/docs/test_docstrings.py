@@ -1,4 +1,5 @@
-"""The ``Example:`` doctests of every module of ttnet, ttnet_nn and loretta run.
+"""The ``Example:`` doctests of every module of ttnet, ttnet_nn and loretta (its demo
+subpackage included) run.
 
 The API reference shows these examples, so they are part of the documentation. This is the
 suite's form of ``python -m pytest --doctest-modules --pyargs ttnet ttnet_nn loretta`` (same
@@ -17,16 +18,25 @@ import pytest
 PACKAGES = ("ttnet", "ttnet_nn", "loretta")
 
 
-def module_names() -> list[str]:
-    """Every module of the three packages (``__main__`` excluded), found without importing."""
+def module_names(packages: tuple[str, ...] = PACKAGES) -> list[str]:
+    """Every module of ``packages`` and their subpackages (``__main__`` excluded), found
+    without importing."""
     names = []
-    for package in PACKAGES:
+    for package in packages:
         spec = importlib.util.find_spec(package)
         names.append(package)
-        names += [f"{package}.{info.name}"
-                  for info in pkgutil.iter_modules(spec.submodule_search_locations)
-                  if info.name != "__main__"]
+        for info in pkgutil.iter_modules(spec.submodule_search_locations):
+            if info.ispkg:
+                names += module_names((f"{package}.{info.name}",))
+            elif info.name != "__main__":
+                names.append(f"{package}.{info.name}")
     return names
+
+
+def test_every_demo_module_is_covered():
+    assert {f"loretta.demo.{name}" for name in (
+        "cli", "data", "engine", "experiment", "methods", "models", "multitask", "report",
+        "runs", "stats", "study", "summaries")} <= set(module_names())
 
 
 @pytest.mark.parametrize("name", module_names())
