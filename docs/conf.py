@@ -99,7 +99,7 @@ sphinx_gallery_conf = {
     "examples_dirs": "examples",
     "gallery_dirs": "gallery",
     "filename_pattern": r"/(?!(?:" + "|".join(map(re.escape, NOT_EXECUTED)) + r")$)[^/]+$",
-    "within_subsection_order": "ExampleTitleSortKey",  # the distributed ones come last
+    "within_subsection_order": "gallery_order.ExampleOrder",  # docs/_ext/gallery_order.py
     "download_all_examples": False,
     "write_computation_times": False,
     "show_signature": False,

@@ -84,10 +84,11 @@ OBJECTS: dict[str, dict[str, str | None]] = {
     "torch": {
         "torch.Tensor": "tensors.html", "torch.device": "tensor_attributes.html",
         "torch.dtype": "tensor_attributes.html", "torch.Generator": None,
-        "torch.nn.Linear": None, "torch.nn.Module": None, "torch.nn.ParameterList": None,
+        "torch.nn.Linear": None, "torch.nn.Module": None, "torch.nn.ModuleDict": None,
+        "torch.nn.ParameterList": None,
         "torch.nn.parameter.Parameter": None, "torch.optim.Optimizer": "optim.html",
     },
-    "dask": {"dask.array.Array": None},
+    "dask": {"dask.array.Array": None, "dask.array.map_blocks": None},
     "transformers": {
         "transformers.PreTrainedConfig": "main_classes/configuration",
         "transformers.PreTrainedModel": "main_classes/model",
