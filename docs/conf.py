@@ -42,7 +42,6 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
-    "matplotlib.sphinxext.plot_directive",
     "myst_parser",
     "sphinx_copybutton",
     "sphinx_design",
@@ -121,11 +120,3 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 napoleon_use_ivar = True
-
-# --- matplotlib plot directive: one PNG per figure, no source / format links -------------------
-plot_formats = [("png", 110)]
-plot_html_show_formats = False
-plot_html_show_source_link = False
-plot_include_source = False
-plot_working_directory = DOCS
-plot_rcparams = {"figure.figsize": (6.4, 4.0), "savefig.bbox": "tight"}

@@ -8,7 +8,7 @@ first with an error tolerance, then for a range of ranks, and compared with the 
 low-rank factorisation of the same matrix (truncated SVD, ``k (M + N)`` parameters).
 A random Gaussian matrix of the same size shows what "no structure" looks like.
 
-Tutorial 1 draws the same figure (:doc:`/tutorial_decomposition`).
+Tutorial 1 shows this figure (:doc:`/tutorial_decomposition`).
 """
 
 # %%
