@@ -1,4 +1,4 @@
-"""Core benchmark, part 2 (issue 2): TT rounding and TT-matrix x batch, ttnet vs peers.
+"""Core benchmark, part 2: TT rounding and TT-matrix x batch, ttnet vs peers.
 
 Run through ``benchmarks/bench_core.py`` (sections ``round`` and ``mv``). Times are medians
 after a warm-up, round-robin; the table's "x one read" column holds time / ttnet's time here.

@@ -1,4 +1,4 @@
-"""TT-cross benchmark (issue 14): ttnet.tt_cross vs teneva's cross + truncate, one run.
+"""TT-cross benchmark: ttnet.tt_cross vs teneva's cross + truncate, one run.
 
 For each function on a uniform grid, both libraries approximate the tensor of its values to
 1e-8: ttnet with ``tt_cross(fn, shape, eps=1e-8, seed=s)``; teneva with its defaults as its
