@@ -63,6 +63,7 @@ ax.set_ylabel("relative error")
 ax.set_title(f"Ackley function, d={D}, {N} points per axis")
 ax.grid(True, which="both", alpha=0.3)
 ax.legend()
+fig.tight_layout()
 
 # %%
 # Using the result

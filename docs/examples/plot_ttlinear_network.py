@@ -84,6 +84,7 @@ ax.set_ylabel("training loss (cross-entropy)")
 ax.set_yscale("log")
 ax.grid(True, which="both", alpha=0.3)
 ax.legend()
+fig.tight_layout()
 
 # %%
 # The dense network drives its training loss much lower: with 65,792 hidden weights it can

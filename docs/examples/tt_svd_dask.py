@@ -96,6 +96,7 @@ ax.set_xlabel("eps")
 ax.set_ylabel("relative error")
 ax.grid(True, which="both", alpha=0.3)
 ax.legend()
+fig.tight_layout()
 
 # %%
 # The same call on a cluster
