@@ -323,9 +323,11 @@ def main() -> None:
                         help="comma-separated subset of the rows (default: all that apply)")
     parser.add_argument("--baseline", type=Path,
                         help="a tree with another version's integrations/loretta: old_* rows")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/bench-cache"),
-                        help="where the float32 SmolLM2 checkpoint is kept")
-    parser.add_argument("--official-venv", type=Path, default=Path("/tmp/official-venv"))
+    parser.add_argument("--cache", type=Path, default=HERE.parent.parent / "build" / "bench-cache",
+                        help="where the float32 SmolLM2 checkpoint is kept (build/, ignored by git)")
+    parser.add_argument("--official-venv", type=Path,
+                        default=HERE.parent.parent / "build" / "official-venv",
+                        help="the separate environment of the official loretta==0.1.0")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
