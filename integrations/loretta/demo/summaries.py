@@ -187,8 +187,10 @@ def plot_multitask(path: Path, summary: dict[str, Any], *, title: str = "") -> N
     axes.set_ylabel("held-out accuracy after the whole sequence, %")
     axes.set_ylim(40, 100)
     axes.grid(True, axis="y", alpha=0.3)
-    axes.legend(fontsize=8, loc="lower left")
-    axes.set_title(title or "Three tasks in sequence")
+    # above the axes, so no bar (any of them may be near the floor) is covered
+    axes.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(rows) + 1,
+                frameon=False)
+    axes.set_title(title or "Three tasks in sequence", pad=24)
     save_figure(figure, path)
 
 
