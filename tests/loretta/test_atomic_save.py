@@ -118,5 +118,7 @@ def test_sigkill_during_saves_never_leaves_a_mixed_or_lost_adapter(make_model, b
         leftovers += sum(int(STAGING.fullmatch(n).group(1)) == pid for n in stray)
     models["b"].save_pretrained(target)  # the next save sweeps what a kill left
     assert sorted(os.listdir(tmp_path)) == ["adapter"]
-    print(f"kills that left a staging folder: {leftovers} of 40")
-    assert leftovers <= 4  # only a kill inside the final swap (milliseconds) leaves one
+    # Only a kill between the first link into the staging folder and the old folder's removal
+    # leaves one (the data goes to anonymous files first). How long that window is depends on
+    # the machine's load (0-6 of 40 seen); writing by name into the folder left 26 of 40.
+    assert leftovers <= 12, f"kills that left a staging folder: {leftovers} of 40"
