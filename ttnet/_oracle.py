@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from ttnet._backend import library_name, to_numpy
+from ttnet.plans import check_shape
 
-__all__ = ["BudgetExhausted", "Oracle", "check_shape"]
+__all__ = ["BudgetExhausted", "Oracle"]
 
 # Largest product of mode sizes packed into one int64 key.
 _KEY_LIMIT = 1 << 62
@@ -26,31 +27,6 @@ _KEY_LIMIT = 1 << 62
 
 class BudgetExhausted(Exception):
     """A batch would take the number of evaluations past ``max_evals``; it was not sent."""
-
-
-def check_shape(shape: Sequence[int], name: str = "shape") -> tuple[int, ...]:
-    """``shape`` as a tuple of positive ints.
-
-    Raises:
-        ValueError: an empty shape or a mode of size < 1 (the message names the mode).
-        TypeError: a mode size that is not an integer.
-
-    Example:
-        >>> check_shape([2, 3])
-        (2, 3)
-    """
-    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
-        raise TypeError(f"{name}: expected a sequence of mode sizes, got {type(shape).__name__}")
-    if len(shape) == 0:
-        raise ValueError(f"{name}: expected at least one mode, got ()")
-    out = []
-    for k, size in enumerate(shape):
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-            raise TypeError(f"{name}: mode {k} must be an int, got {size!r}")
-        if size < 1:
-            raise ValueError(f"{name}: mode {k} has size {size}; every mode needs size >= 1")
-        out.append(int(size))
-    return tuple(out)
 
 
 def _key_groups(shape: tuple[int, ...]) -> list[tuple[int, int, np.ndarray]]:

@@ -40,10 +40,11 @@ import numpy as np
 
 from ttnet import ranks as rank_rules
 from ttnet._backend import library_name
-from ttnet._oracle import BudgetExhausted, Oracle, check_shape
+from ttnet._oracle import BudgetExhausted, Oracle
 from ttnet._tci import Bonds, search_bond
 from ttnet.decomposition import tt_svd
 from ttnet.indexing import gather_cores
+from ttnet.plans import check_shape
 from ttnet.rounding import round_cores
 from ttnet.tensor_train import TensorTrain
 

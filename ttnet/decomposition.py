@@ -33,6 +33,7 @@ import numpy as np
 from ttnet._backend import as_float_array, check_nonempty, get_namespace
 from ttnet._decompose import decompose
 from ttnet._sources import LocalSource, itemsize, want_progress
+from ttnet.plans import check_shape
 from ttnet.tensor_train import TensorTrain
 from ttnet.tt_matrix import TTMatrix
 
@@ -191,8 +192,8 @@ def tt_matrix_svd(
     a = matrix if lazy else as_float_array(matrix, "matrix")
     if len(a.shape) != 2:
         raise ValueError(f"matrix: expected a 2-D array (M, N), got shape {tuple(a.shape)}")
-    rows = _checked_modes(row_shape, "row_shape")
-    cols = _checked_modes(col_shape, "col_shape")
+    rows = check_shape(row_shape, "row_shape")
+    cols = check_shape(col_shape, "col_shape")
     if len(rows) != len(cols):
         raise ValueError(
             f"col_shape: expected {len(rows)} modes like row_shape {rows}, got {cols}"
@@ -232,16 +233,3 @@ def _dask_view(memmap: np.memmap) -> Array:
             "pip install 'ttnet[dask]'"
         ) from None
     return da.from_array(memmap, chunks="auto", asarray=False)
-
-
-def _checked_modes(modes: Sequence[int], name: str) -> tuple[int, ...]:
-    if isinstance(modes, (str, bytes)) or not isinstance(modes, Sequence) or not modes:
-        raise TypeError(f"{name}: expected a non-empty sequence of ints, got {modes!r}")
-    values = []
-    for k, mode in enumerate(modes):
-        if isinstance(mode, bool) or not isinstance(mode, (int, np.integer)):
-            raise TypeError(f"{name}[{k}]: expected an int, got {type(mode).__name__}")
-        if mode < 1:
-            raise ValueError(f"{name}[{k}]: expected a mode size >= 1, got {mode}")
-        values.append(int(mode))
-    return tuple(values)

@@ -23,12 +23,16 @@ input and dropped on output.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "MatrixPlan",
+    "check_shape",
     "default_num_modes",
     "factorize",
     "padded_size",
@@ -42,6 +46,31 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def check_shape(shape: Sequence[int], name: str = "shape") -> tuple[int, ...]:
+    """``shape`` (mode sizes) as a tuple of positive ints.
+
+    Raises:
+        TypeError: ``shape`` is not a sequence, or a mode size is not an integer.
+        ValueError: an empty shape or a mode of size < 1 (the message names the mode).
+
+    Example:
+        >>> check_shape([2, 3])
+        (2, 3)
+    """
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise TypeError(f"{name}: expected a sequence of mode sizes, got {type(shape).__name__}")
+    if len(shape) == 0:
+        raise ValueError(f"{name}: expected at least one mode, got ()")
+    out = []
+    for k, size in enumerate(shape):
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+            raise TypeError(f"{name}[{k}]: expected an int, got {size!r}")
+        if size < 1:
+            raise ValueError(f"{name}[{k}]: expected a mode size >= 1, got {size}")
+        out.append(int(size))
+    return tuple(out)
 
 
 @lru_cache(maxsize=4096)

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ttnet._backend import as_float_array, get_namespace, svd
-from ttnet._oracle import check_shape
 from ttnet.decomposition import tt_svd
+from ttnet.plans import check_shape
 from ttnet.tensor_train import TensorTrain
 
 __all__ = ["dequantize", "quantize"]

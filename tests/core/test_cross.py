@@ -190,7 +190,7 @@ def test_bad_answers_of_fn(answer, message):
 
 def test_bad_arguments():
     fn = inverse_square(3, 16)
-    with pytest.raises(ValueError, match="shape: mode 1 has size 0"):
+    with pytest.raises(ValueError, match=r"shape\[1\]: expected a mode size >= 1, got 0"):
         ttnet.tt_cross(fn, [16, 0, 16])
     with pytest.raises(ValueError, match="shape: expected at least one mode"):
         ttnet.tt_cross(fn, [])

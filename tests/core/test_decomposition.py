@@ -219,7 +219,8 @@ def test_tt_matrix_svd_known_ranks():
         (((4,), (2, 2)), ValueError, r"col_shape: expected 1 modes like row_shape"),
         (((2, 0), (2, 2)), ValueError, r"row_shape\[1\]: expected a mode size >= 1"),
         (((2, 2.0), (2, 2)), TypeError, r"row_shape\[1\]: expected an int"),
-        ((4, (2, 2)), TypeError, "row_shape: expected a non-empty sequence"),
+        ((4, (2, 2)), TypeError, "row_shape: expected a sequence of mode sizes"),
+        (((), ()), ValueError, "row_shape: expected at least one mode"),
     ],
 )
 def test_tt_matrix_svd_bad_shapes(args, error, match):
